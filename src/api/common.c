@@ -1,0 +1,143 @@
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "util/log.h"
+
+bool api_auth_or_reply(struct http_request *rq, int64_t *project)
+{
+    struct app *app = http_request_app(rq);
+    const char *h = http_request_header(rq, "Authorization");
+    if (!h) {
+        http_reply_error(rq, 401, "unauthorized", NULL,
+                         "missing Authorization header (expected 'Bearer clai_…')");
+        return false;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        http_reply_error(rq, 401, "unauthorized", NULL,
+                         "Authorization must use the Bearer scheme with an API key");
+        return false;
+    }
+    const char *key = h + 7;
+    while (*key == ' ')
+        key++;
+    uint8_t hash[32];
+    if (!api_key_hash(key, hash)) {
+        http_reply_error(rq, 401, "unauthorized", NULL, "malformed API key");
+        return false;
+    }
+    /* Looking up by SHA-256 of the key means the comparison time depends on
+     * the hash, not on the secret: nothing about the key leaks by timing. */
+    int rc = store_key_lookup(app->st, hash, project);
+    if (rc == STORE_NOTFOUND) {
+        http_reply_error(rq, 401, "unauthorized", NULL, "unknown or revoked API key");
+        return false;
+    }
+    if (rc != STORE_OK) {
+        api_reply_store_error(rq, rc);
+        return false;
+    }
+    return true;
+}
+
+/* application/json, with optional parameters; a charset must be UTF-8. */
+static bool is_json_content_type(const char *ct)
+{
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ct, "application/json", n) != 0)
+        return false;
+    const char *rest = ct + n;
+    while (*rest == ' ')
+        rest++;
+    if (*rest == '\0')
+        return true;
+    if (*rest != ';')
+        return false;
+    const char *cs = strcasestr(rest, "charset=");
+    if (!cs)
+        return true;
+    cs += 8;
+    if (*cs == '"')
+        cs++;
+    return strncasecmp(cs, "utf-8", 5) == 0 || strncasecmp(cs, "utf8", 4) == 0;
+}
+
+json_t *api_json_body_or_reply(struct http_request *rq)
+{
+    struct app *app = http_request_app(rq);
+    const char *ct = http_request_header(rq, "Content-Type");
+    if (!ct || !is_json_content_type(ct)) {
+        http_reply_error(rq, 415, "unsupported_media_type", NULL,
+                         "Content-Type must be application/json (got %s)", ct ? ct : "none");
+        return NULL;
+    }
+    if (http_request_body_too_large(rq)) {
+        http_reply_error(rq, 413, "payload_too_large", NULL,
+                         "request body exceeds %zu bytes", app->cfg->max_body_bytes);
+        return NULL;
+    }
+    size_t len;
+    const char *body = http_request_body(rq, &len);
+    json_error_t err;
+    /* NULs are allowed by the parser so that validation can name the field
+     * holding one (a 422) instead of failing the whole body. Duplicate keys
+     * are refused: two readers could otherwise see two different requests. */
+    json_t *v = json_loadb(body, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
+    if (!v) {
+        http_reply_error(rq, 400, "invalid_json", NULL, "body is not valid JSON: %s (line %d, column %d)",
+                         err.text, err.line, err.column);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        http_reply_error(rq, 400, "invalid_request", NULL, "body must be a JSON object");
+        return NULL;
+    }
+    return v;
+}
+
+bool api_string_or_reply(struct http_request *rq, json_t *obj, const char *name, size_t max_bytes,
+                         const char **out, size_t *len)
+{
+    json_t *v = json_object_get(obj, name);
+    *out = NULL;
+    if (len)
+        *len = 0;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        http_reply_error(rq, 422, "validation_error", name, "%s must be a string", name);
+        return false;
+    }
+    size_t n = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (memchr(s, '\0', n)) {
+        http_reply_error(rq, 422, "validation_error", name, "%s must not contain NUL characters",
+                         name);
+        return false;
+    }
+    if (n > max_bytes) {
+        http_reply_error(rq, 422, "validation_error", name, "%s is %zu bytes; the limit is %zu",
+                         name, n, max_bytes);
+        return false;
+    }
+    *out = s;
+    if (len)
+        *len = n;
+    return true;
+}
+
+void api_reply_store_error(struct http_request *rq, int rc)
+{
+    if (rc == STORE_BUSY) {
+        http_reply_add_header(rq, "Retry-After", "1");
+        http_reply_error(rq, 503, "unavailable", NULL, "the server is busy; retry shortly");
+        return;
+    }
+    log_error("api", "%s %s: store error: %s", http_request_method(rq), http_request_path(rq),
+              store_strerror(rc));
+    http_reply_error(rq, 500, "internal_error", NULL, "internal error");
+}

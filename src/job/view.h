@@ -1,0 +1,27 @@
+/* JSON views of a job: the GET representation (SPEC 3.3), the list summary
+ * (3.5) and webhook event bodies (6). Pure functions of their inputs. */
+#ifndef COLLIE_JOB_VIEW_H
+#define COLLIE_JOB_VIEW_H
+
+#include <jansson.h>
+
+#include "job/job.h"
+#include "store/store.h"
+
+/* The full GET object. delivery may be NULL (no event yet). New reference. */
+json_t *job_view(const struct job *j, const struct store_delivery_state *delivery);
+
+/* The list item {"job_id","status","created_at","completed_at","metadata"}. */
+json_t *job_view_summary(const struct store_job_summary *s);
+
+/* A webhook body {"type","timestamp","data":{…}} as compact JSON text
+ * (malloc'ed, caller frees). direction is "inbound", "outbound" or NULL;
+ * filtered / result_json / error_json may be NULL. */
+char *job_event_body(const struct job *j, const char *type, enum job_status status,
+                     const char *direction, const char *filtered, const char *result_json,
+                     const char *error_json, int64_t now);
+
+/* RFC 3339 string for ms, or JSON null for 0. New reference. */
+json_t *job_view_time(int64_t ms);
+
+#endif

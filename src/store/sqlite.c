@@ -1,0 +1,464 @@
+/* SQLite backend: connection handling, the group-commit writer thread and
+ * the read-connection pool. The SQL of each resource lives beside this file
+ * (sqlite_projects.c, sqlite_jobs.c, sqlite_events.c), the schema in
+ * sqlite_schema.c.
+ *
+ * Why one writer thread: SQLite allows one writer at a time, and a durable
+ * commit costs one fsync. Funnelling every write through one thread that
+ * commits whatever is queued as a single transaction turns N fsyncs into
+ * one, and removes SQLITE_BUSY between our own writers. */
+#include "store/sqlite_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+int sqlite_schema_migrate(struct conn *c, char *err, size_t errlen);
+
+struct store {
+    struct conn writer;
+    pthread_t thread;
+    pthread_mutex_t mu;      /* guards the queue, stopping, finished flags */
+    pthread_cond_t work_cv;  /* writer waits for tasks */
+    pthread_cond_t done_cv;  /* sync callers wait for their task */
+    struct wtask *head, *tail;
+    bool stopping;
+    bool thread_started;
+    int max_batch;
+
+    /* Read pool. */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    struct conn *readers;
+    bool *reader_busy;
+    int nreaders;
+
+    store_wake_fn wake_work, wake_events;
+    void *wake_ud;
+};
+
+int sqlite_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return STORE_OK;
+    case SQLITE_CONSTRAINT:
+        return STORE_CONSTRAINT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return STORE_BUSY;
+    case SQLITE_NOMEM:
+        return STORE_NOMEM;
+    default:
+        return STORE_IO;
+    }
+}
+
+int sqlite_fail(struct conn *c, const char *what, int rc)
+{
+    if ((rc & 0xff) != SQLITE_CONSTRAINT)
+        log_error("store", "%s: %s (%d)", what, sqlite3_errmsg(c->db), rc);
+    return sqlite_rc(rc);
+}
+
+sqlite3_stmt *conn_stmt(struct conn *c, const char *sql)
+{
+    for (int i = 0; i < c->nstmts; i++) {
+        if (c->stmts[i].sql == sql) {
+            sqlite3_stmt *s = c->stmts[i].stmt;
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+            return s;
+        }
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("store", "prepare failed: %s: %s", sqlite3_errmsg(c->db), sql);
+        return NULL;
+    }
+    if (c->nstmts < CONN_MAX_STMTS) {
+        c->stmts[c->nstmts].sql = sql;
+        c->stmts[c->nstmts].stmt = s;
+        c->nstmts++;
+    } else {
+        /* Programming error: raise CONN_MAX_STMTS. Leaking one statement is
+         * better than using a finalized one. */
+        log_error("store", "statement cache full");
+    }
+    return s;
+}
+
+int conn_exec(struct conn *c, const char *sql)
+{
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? STORE_OK : sqlite_fail(c, sql, rc);
+}
+
+char *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+int bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    return v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+}
+
+static int conn_open(struct conn *c, const char *path, bool reader, bool sync_full, char *err,
+                     size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        sqlite3_close(c->db);
+        c->db = NULL;
+        return STORE_IO;
+    }
+    /* Other processes (the CLI) may write while the server runs. */
+    sqlite3_busy_timeout(c->db, 10000);
+    const char *pragmas = reader ? "PRAGMA query_only=1; PRAGMA foreign_keys=ON;"
+                                 : (sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                                " PRAGMA foreign_keys=ON;"
+                                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                                " PRAGMA foreign_keys=ON;");
+    char *msg = NULL;
+    rc = sqlite3_exec(c->db, pragmas, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot configure %s: %s", path, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        sqlite3_close(c->db);
+        c->db = NULL;
+        return STORE_IO;
+    }
+    return STORE_OK;
+}
+
+static void conn_close(struct conn *c)
+{
+    for (int i = 0; i < c->nstmts; i++)
+        sqlite3_finalize(c->stmts[i].stmt);
+    c->nstmts = 0;
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+/* ---- the writer ------------------------------------------------------- */
+
+static void run_batch(struct store *st, struct wtask *batch, int n)
+{
+    struct conn *c = &st->writer;
+    int64_t t0 = clock_mono_ns();
+    int rc = conn_exec(c, "BEGIN IMMEDIATE");
+    if (rc == STORE_OK) {
+        for (struct wtask *t = batch; t; t = t->next) {
+            sqlite3_stmt *sp = conn_stmt(c, "SAVEPOINT task");
+            if (!sp || sqlite3_step(sp) != SQLITE_DONE) {
+                t->rc = STORE_IO;
+                continue;
+            }
+            t->rc = t->fn(c, t);
+            if (t->rc < 0) {
+                sqlite3_step(conn_stmt(c, "ROLLBACK TO task"));
+                t->wake_work = t->wake_events = false;
+            }
+            sqlite3_step(conn_stmt(c, "RELEASE task"));
+        }
+        rc = conn_exec(c, "COMMIT");
+        if (rc != STORE_OK)
+            conn_exec(c, "ROLLBACK");
+    }
+    bool wake_work = false, wake_events = false;
+    for (struct wtask *t = batch; t; t = t->next) {
+        if (rc != STORE_OK)
+            t->rc = rc;
+        wake_work |= t->wake_work;
+        wake_events |= t->wake_events;
+    }
+    if (rc == STORE_OK) {
+        metrics_inc(METRIC_STORE_COMMITS);
+        metrics_add(METRIC_STORE_BATCHED_WRITES, (uint64_t)n);
+        metrics_observe(METRIC_H_STORE_COMMIT_SECONDS, (double)(clock_mono_ns() - t0) / 1e9);
+    }
+
+    /* Async completions run first, outside the lock: they may resume HTTP
+     * connections. Then sync waiters are released. */
+    pthread_mutex_lock(&st->mu);
+    struct wtask *t = batch;
+    while (t) {
+        struct wtask *next = t->next;
+        if (t->done) {
+            pthread_mutex_unlock(&st->mu);
+            t->done(t->ud, t->rc);
+            if (t->free_fn)
+                t->free_fn(t);
+            pthread_mutex_lock(&st->mu);
+        } else {
+            t->finished = true;
+        }
+        t = next;
+    }
+    pthread_cond_broadcast(&st->done_cv);
+    pthread_mutex_unlock(&st->mu);
+
+    if (wake_work && st->wake_work)
+        st->wake_work(st->wake_ud);
+    if (wake_events && st->wake_events)
+        st->wake_events(st->wake_ud);
+}
+
+static void *writer_main(void *arg)
+{
+    struct store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->head && !st->stopping)
+            pthread_cond_wait(&st->work_cv, &st->mu);
+        if (!st->head)
+            break; /* stopping and drained */
+        struct wtask *batch = st->head, *last = st->head;
+        int n = 1;
+        while (last->next && n < st->max_batch) {
+            last = last->next;
+            n++;
+        }
+        st->head = last->next;
+        if (!st->head)
+            st->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&st->mu);
+        run_batch(st, batch, n);
+        pthread_mutex_lock(&st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+int store_submit(struct store *st, struct wtask *t)
+{
+    t->next = NULL;
+    t->finished = false;
+    t->wake_work = t->wake_events = false;
+    pthread_mutex_lock(&st->mu);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->mu);
+        return STORE_BUSY;
+    }
+    if (st->tail)
+        st->tail->next = t;
+    else
+        st->head = t;
+    st->tail = t;
+    pthread_cond_signal(&st->work_cv);
+    pthread_mutex_unlock(&st->mu);
+    return STORE_OK;
+}
+
+int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)
+{
+    struct wtask t = {.fn = fn, .arg = arg};
+    int rc = store_submit(st, &t);
+    if (rc != STORE_OK)
+        return rc;
+    pthread_mutex_lock(&st->mu);
+    while (!t.finished)
+        pthread_cond_wait(&st->done_cv, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    return t.rc;
+}
+
+/* ---- readers ------------------------------------------------------------ */
+
+struct conn *store_reader(struct store *st)
+{
+    pthread_mutex_lock(&st->pool_mu);
+    for (;;) {
+        for (int i = 0; i < st->nreaders; i++) {
+            if (!st->reader_busy[i]) {
+                st->reader_busy[i] = true;
+                pthread_mutex_unlock(&st->pool_mu);
+                return &st->readers[i];
+            }
+        }
+        pthread_cond_wait(&st->pool_cv, &st->pool_mu);
+    }
+}
+
+void store_reader_put(struct store *st, struct conn *c)
+{
+    pthread_mutex_lock(&st->pool_mu);
+    st->reader_busy[c - st->readers] = false;
+    pthread_cond_signal(&st->pool_cv);
+    pthread_mutex_unlock(&st->pool_mu);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static const char *url_to_path(const char *url)
+{
+    if (strncmp(url, "sqlite://", 9) == 0)
+        return url + 9;
+    if (strncmp(url, "sqlite:", 7) == 0)
+        return url + 7;
+    return url;
+}
+
+struct store *store_open(const char *url, const struct store_options *opts, char *err,
+                         size_t errlen)
+{
+    struct store_options o = {.read_connections = 4, .max_batch = 512, .synchronous_full = true};
+    if (opts) {
+        if (opts->read_connections > 0)
+            o.read_connections = opts->read_connections;
+        if (opts->max_batch > 0)
+            o.max_batch = opts->max_batch;
+        o.synchronous_full = opts->synchronous_full;
+    }
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        snprintf(err, errlen, "PostgreSQL is not supported by this build yet");
+        return NULL;
+    }
+    const char *path = url_to_path(url);
+    if (!*path) {
+        snprintf(err, errlen, "empty database path");
+        return NULL;
+    }
+
+    struct store *st = calloc(1, sizeof(*st));
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->work_cv, NULL);
+    pthread_cond_init(&st->done_cv, NULL);
+    pthread_mutex_init(&st->pool_mu, NULL);
+    pthread_cond_init(&st->pool_cv, NULL);
+    st->max_batch = o.max_batch;
+
+    if (conn_open(&st->writer, path, false, o.synchronous_full, err, errlen) != STORE_OK)
+        goto fail;
+    if (sqlite_schema_migrate(&st->writer, err, errlen) != STORE_OK)
+        goto fail;
+
+    st->readers = calloc((size_t)o.read_connections, sizeof(*st->readers));
+    st->reader_busy = calloc((size_t)o.read_connections, sizeof(bool));
+    if (!st->readers || !st->reader_busy) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < o.read_connections; i++) {
+        if (conn_open(&st->readers[i], path, true, false, err, errlen) != STORE_OK)
+            goto fail;
+        st->nreaders++;
+    }
+    if (pthread_create(&st->thread, NULL, writer_main, st) != 0) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        goto fail;
+    }
+    st->thread_started = true;
+    return st;
+
+fail:
+    store_close(st);
+    return NULL;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->thread_started) {
+        pthread_mutex_lock(&st->mu);
+        st->stopping = true;
+        pthread_cond_signal(&st->work_cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->thread, NULL);
+    }
+    for (int i = 0; i < st->nreaders; i++)
+        conn_close(&st->readers[i]);
+    free(st->readers);
+    free(st->reader_busy);
+    if (st->writer.db)
+        conn_close(&st->writer);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->work_cv);
+    pthread_cond_destroy(&st->done_cv);
+    pthread_mutex_destroy(&st->pool_mu);
+    pthread_cond_destroy(&st->pool_cv);
+    free(st);
+}
+
+void store_set_wakeups(struct store *st, store_wake_fn work, store_wake_fn events, void *ud)
+{
+    /* Set before the pipeline starts; the writer only reads these. */
+    pthread_mutex_lock(&st->mu);
+    st->wake_work = work;
+    st->wake_events = events;
+    st->wake_ud = ud;
+    pthread_mutex_unlock(&st->mu);
+}
+
+int store_ping(struct store *st)
+{
+    struct conn *c = store_reader(st);
+    sqlite3_stmt *s = conn_stmt(c, "SELECT 1");
+    int rc = s && sqlite3_step(s) == SQLITE_ROW ? STORE_OK : STORE_IO;
+    if (s)
+        sqlite3_reset(s);
+    store_reader_put(st, c);
+    return rc;
+}
+
+static int recover_fn(struct conn *c, struct wtask *t)
+{
+    int64_t now = *(int64_t *)t->arg;
+    sqlite3_stmt *s = conn_stmt(c, "UPDATE jobs SET lease_until = 0 WHERE lease_until > 0");
+    if (!s || sqlite3_step(s) != SQLITE_DONE)
+        return sqlite_fail(c, "recover jobs", sqlite3_errcode(c->db));
+    s = conn_stmt(c, "UPDATE events SET status = 0, next_attempt_at = ?1, lease_until = 0"
+                     " WHERE status = 1");
+    if (!s)
+        return STORE_IO;
+    sqlite3_bind_int64(s, 1, now);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return sqlite_fail(c, "recover events", sqlite3_errcode(c->db));
+    t->wake_work = t->wake_events = true;
+    return STORE_OK;
+}
+
+int store_recover(struct store *st, int64_t now)
+{
+    return store_write(st, recover_fn, &now);
+}
+
+const char *store_strerror(int rc)
+{
+    switch (rc) {
+    case STORE_OK:
+        return "ok";
+    case STORE_NOTFOUND:
+        return "not found";
+    case STORE_CONSTRAINT:
+        return "already exists";
+    case STORE_STATE:
+        return "not in a state that allows this";
+    case STORE_BUSY:
+        return "store busy";
+    case STORE_IO:
+        return "store failure";
+    case STORE_NOMEM:
+        return "out of memory";
+    default:
+        return "unknown store error";
+    }
+}

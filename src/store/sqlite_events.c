@@ -1,0 +1,239 @@
+/* SQLite backend: webhook events and their delivery attempts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_int.h"
+
+const char *delivery_status_name(enum delivery_status s)
+{
+    static const char *const names[] = {"pending", "delivering", "delivered", "retrying",
+                                        "failed"};
+    return (unsigned)s <= DELIVERY_FAILED ? names[s] : "unknown";
+}
+
+void store_deliveries_free(struct store_delivery *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(d[i].url);
+        free(d[i].secret);
+        free(d[i].payload);
+    }
+    free(d);
+}
+
+struct claim_args {
+    int64_t now, lease_ms;
+    size_t max;
+    struct store_delivery *d;
+    size_t n;
+};
+
+static int event_claim_fn(struct conn *c, struct wtask *t)
+{
+    struct claim_args *a = t->arg;
+    /* Only the oldest undelivered event of a job is eligible: that is what
+     * keeps each job's events in order. A delivering event whose lease ran
+     * out has next_attempt_at = lease end, so it becomes due again. */
+    sqlite3_stmt *s = conn_stmt(
+        c, "SELECT e.seq, e.event_id, e.job_id, e.payload, e.attempts, j.webhook_url,"
+           " j.webhook_secret FROM events e JOIN jobs j ON j.id = e.job_id"
+           " WHERE e.status IN (0, 1, 3) AND e.next_attempt_at <= ?1"
+           " AND e.seq = (SELECT min(seq) FROM events e2 WHERE e2.job_id = e.job_id"
+           "              AND e2.status IN (0, 1, 3))"
+           " ORDER BY e.next_attempt_at LIMIT ?2");
+    if (!s)
+        return STORE_IO;
+    sqlite3_bind_int64(s, 1, a->now);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)a->max);
+    int r;
+    while (a->n < a->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_delivery *d = &a->d[a->n];
+        d->seq = sqlite3_column_int64(s, 0);
+        snprintf(d->event_id, sizeof(d->event_id), "%s", (const char *)sqlite3_column_text(s, 1));
+        snprintf(d->job_id, sizeof(d->job_id), "%s", (const char *)sqlite3_column_text(s, 2));
+        d->payload = col_text(s, 3);
+        d->attempts = sqlite3_column_int(s, 4);
+        d->url = col_text(s, 5);
+        d->secret = col_text(s, 6);
+        a->n++;
+        if (!d->payload || !d->url || !d->secret)
+            break;
+    }
+    sqlite3_reset(s);
+    int64_t lease = a->now + a->lease_ms;
+    for (size_t i = 0; i < a->n; i++) {
+        sqlite3_stmt *u = conn_stmt(c, "UPDATE events SET status = 1, next_attempt_at = ?2,"
+                                       " lease_until = ?2 WHERE seq = ?1");
+        if (!u)
+            return STORE_IO;
+        sqlite3_bind_int64(u, 1, a->d[i].seq);
+        sqlite3_bind_int64(u, 2, lease);
+        if ((r = sqlite3_step(u)) != SQLITE_DONE)
+            return sqlite_fail(c, "claim event", r);
+    }
+    return STORE_OK;
+}
+
+int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
+                      struct store_delivery **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    struct claim_args a = {.now = now, .lease_ms = lease_ms, .max = max};
+    a.d = calloc(max ? max : 1, sizeof(*a.d));
+    if (!a.d)
+        return STORE_NOMEM;
+    int rc = store_write(st, event_claim_fn, &a);
+    if (rc == STORE_OK) {
+        for (size_t i = 0; i < a.n; i++) {
+            if (!a.d[i].payload || !a.d[i].url || !a.d[i].secret)
+                rc = STORE_NOMEM;
+        }
+    }
+    if (rc != STORE_OK || a.n == 0) {
+        store_deliveries_free(a.d, a.n);
+        return rc;
+    }
+    *out = a.d;
+    *n = a.n;
+    return STORE_OK;
+}
+
+struct record_args {
+    const struct store_attempt *a;
+    size_t n;
+};
+
+static int event_record_fn(struct conn *c, struct wtask *t)
+{
+    struct record_args *ra = t->arg;
+    for (size_t i = 0; i < ra->n; i++) {
+        const struct store_attempt *a = &ra->a[i];
+        sqlite3_stmt *s = conn_stmt(c, "INSERT INTO attempts(event_seq, started_at, duration_ms,"
+                                       " status_code, error) VALUES (?1, ?2, ?3, ?4, ?5)");
+        if (!s)
+            return STORE_IO;
+        sqlite3_bind_int64(s, 1, a->seq);
+        sqlite3_bind_int64(s, 2, a->started_at);
+        sqlite3_bind_int64(s, 3, a->duration_ms);
+        sqlite3_bind_int(s, 4, a->status_code);
+        bind_text(s, 5, a->error);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE) {
+            /* The event may have been deleted by retention meanwhile. */
+            if ((rc & 0xff) == SQLITE_CONSTRAINT)
+                continue;
+            return sqlite_fail(c, "record attempt", rc);
+        }
+        int64_t finished = a->started_at + a->duration_ms;
+        s = conn_stmt(c, "UPDATE events SET status = ?2, attempts = attempts + 1,"
+                         " response_code = ?3, last_error = ?4, lease_until = 0,"
+                         " delivered_at = CASE WHEN ?2 = 2 THEN ?5 ELSE delivered_at END,"
+                         " next_attempt_at = CASE WHEN ?2 = 3 THEN ?6 ELSE next_attempt_at END"
+                         " WHERE seq = ?1");
+        if (!s)
+            return STORE_IO;
+        sqlite3_bind_int64(s, 1, a->seq);
+        sqlite3_bind_int(s, 2, (int)a->next);
+        sqlite3_bind_int(s, 3, a->status_code);
+        bind_text(s, 4, a->error);
+        sqlite3_bind_int64(s, 5, finished);
+        sqlite3_bind_int64(s, 6, a->next_attempt_at);
+        if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+            return sqlite_fail(c, "update event", rc);
+        /* A delivered or failed event frees the job's next one. */
+        if (a->next != DELIVERY_RETRYING)
+            t->wake_events = true;
+    }
+    return STORE_OK;
+}
+
+int store_event_record(struct store *st, const struct store_attempt *a, size_t n)
+{
+    struct record_args ra = {a, n};
+    return store_write(st, event_record_fn, &ra);
+}
+
+int store_delivery_state(struct store *st, const char *job_id, struct store_delivery_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct conn *c = store_reader(st);
+    sqlite3_stmt *s = conn_stmt(c, "SELECT j.webhook_url, e.status, e.attempts, e.response_code,"
+                                   " e.delivered_at, e.next_attempt_at FROM events e"
+                                   " JOIN jobs j ON j.id = e.job_id WHERE e.job_id = ?1"
+                                   " ORDER BY e.seq DESC LIMIT 1");
+    int rc = STORE_IO;
+    if (s) {
+        bind_text(s, 1, job_id);
+        int r = sqlite3_step(s);
+        if (r == SQLITE_ROW) {
+            out->url = col_text(s, 0);
+            out->status = (enum delivery_status)sqlite3_column_int(s, 1);
+            out->attempts = sqlite3_column_int(s, 2);
+            out->response_code = sqlite3_column_int(s, 3);
+            out->delivered_at = sqlite3_column_int64(s, 4);
+            /* Only a waiting event has a meaningful next attempt time; a
+             * delivering one holds its lease end there. */
+            if (out->status == DELIVERY_PENDING || out->status == DELIVERY_RETRYING)
+                out->next_attempt_at = sqlite3_column_int64(s, 5);
+            rc = out->url ? STORE_OK : STORE_NOMEM;
+        } else {
+            rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "delivery state", r);
+        }
+        sqlite3_reset(s);
+    }
+    store_reader_put(st, c);
+    return rc;
+}
+
+struct redeliver_args {
+    int64_t project_id;
+    const char *job_id;
+    int64_t now;
+    size_t count;
+};
+
+static int redeliver_fn(struct conn *c, struct wtask *t)
+{
+    struct redeliver_args *a = t->arg;
+    sqlite3_stmt *s = conn_stmt(c, "SELECT 1 FROM jobs WHERE id = ?1 AND project_id = ?2");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, a->job_id);
+    sqlite3_bind_int64(s, 2, a->project_id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "redeliver", rc);
+    /* Finished events go back to pending; events still waiting or in flight
+     * are already going to be sent. */
+    s = conn_stmt(c, "UPDATE events SET status = 0, next_attempt_at = ?2, lease_until = 0"
+                     " WHERE job_id = ?1 AND status IN (2, 4)");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, a->job_id);
+    sqlite3_bind_int64(s, 2, a->now);
+    if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+        return sqlite_fail(c, "redeliver", rc);
+    a->count = (size_t)sqlite3_changes(c->db);
+    s = conn_stmt(c, "SELECT count(*) FROM events WHERE job_id = ?1");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, a->job_id);
+    if (sqlite3_step(s) == SQLITE_ROW && a->count == 0 && sqlite3_column_int64(s, 0) > 0)
+        a->count = (size_t)sqlite3_column_int64(s, 0); /* all already queued */
+    sqlite3_reset(s);
+    t->wake_events = true;
+    return STORE_OK;
+}
+
+int store_event_redeliver(struct store *st, int64_t project_id, const char *job_id, int64_t now,
+                          size_t *count)
+{
+    struct redeliver_args a = {.project_id = project_id, .job_id = job_id, .now = now};
+    int rc = store_write(st, redeliver_fn, &a);
+    if (count)
+        *count = a.count;
+    return rc;
+}

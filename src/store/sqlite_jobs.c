@@ -1,0 +1,570 @@
+/* SQLite backend: jobs, their work items and the sweeper. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_int.h"
+#include "util/log.h"
+
+#define JOB_COLUMNS                                                                            \
+    "id, project_id, status, mode, message, message_input, message_output, webhook_url,"      \
+    " webhook_secret, metadata, created_at, expires_at, completed_at, filtered_input,"        \
+    " filtered_output, inbound_result, outbound_result, error"
+
+/* Fills j from a row selected with JOB_COLUMNS starting at column 0. */
+static int job_from_row(sqlite3_stmt *s, struct job *j)
+{
+    memset(j, 0, sizeof(*j));
+    snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(s, 0));
+    j->project_id = sqlite3_column_int64(s, 1);
+    j->status = (enum job_status)sqlite3_column_int(s, 2);
+    j->mode = (enum job_mode)sqlite3_column_int(s, 3);
+    j->message = col_text(s, 4);
+    j->message_input = col_text(s, 5);
+    j->message_output = col_text(s, 6);
+    j->webhook_url = col_text(s, 7);
+    j->webhook_secret = col_text(s, 8);
+    j->metadata_json = col_text(s, 9);
+    j->created_at = sqlite3_column_int64(s, 10);
+    j->expires_at = sqlite3_column_int64(s, 11);
+    j->completed_at = sqlite3_column_int64(s, 12);
+    j->filtered_input = col_text(s, 13);
+    j->filtered_output = col_text(s, 14);
+    j->inbound_result_json = col_text(s, 15);
+    j->outbound_result_json = col_text(s, 16);
+    j->error_json = col_text(s, 17);
+    if (!j->webhook_url || !j->webhook_secret) {
+        job_clear(j);
+        return STORE_NOMEM;
+    }
+    return STORE_OK;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* ---- create ------------------------------------------------------------- */
+
+/* An asynchronous create owns a deep copy of the job. */
+struct create_task {
+    struct wtask task;
+    struct job job;
+};
+
+static int job_create_fn(struct conn *c, struct wtask *t)
+{
+    const struct job *j = t->arg;
+    int rc;
+    if (j->idempotency_key) {
+        /* A key older than the window may be reused: replace its row. */
+        sqlite3_stmt *s = conn_stmt(
+            c, "INSERT INTO idempotency(project_id, key, job_id, request_hash, created_at)"
+               " VALUES (?1, ?2, ?3, ?4, ?5)"
+               " ON CONFLICT(project_id, key) DO UPDATE SET job_id = excluded.job_id,"
+               " request_hash = excluded.request_hash, created_at = excluded.created_at"
+               " WHERE idempotency.created_at < ?6");
+        if (!s)
+            return STORE_IO;
+        sqlite3_bind_int64(s, 1, j->project_id);
+        bind_text(s, 2, j->idempotency_key);
+        bind_text(s, 3, j->id);
+        bind_text(s, 4, j->request_hash ? j->request_hash : "");
+        sqlite3_bind_int64(s, 5, j->created_at);
+        sqlite3_bind_int64(s, 6, j->created_at - 24LL * 3600 * 1000);
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+            return sqlite_fail(c, "idempotency key", rc);
+        if (sqlite3_changes(c->db) == 0)
+            return STORE_CONSTRAINT;
+    }
+    sqlite3_stmt *s = conn_stmt(
+        c, "INSERT INTO jobs(id, project_id, status, mode, message, message_input,"
+           " message_output, webhook_url, webhook_secret, metadata, created_at, expires_at)"
+           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, j->id);
+    sqlite3_bind_int64(s, 2, j->project_id);
+    sqlite3_bind_int(s, 3, (int)j->status);
+    sqlite3_bind_int(s, 4, (int)j->mode);
+    bind_text(s, 5, j->message);
+    bind_text(s, 6, j->message_input);
+    bind_text(s, 7, j->message_output);
+    bind_text(s, 8, j->webhook_url);
+    bind_text(s, 9, j->webhook_secret);
+    bind_text(s, 10, j->metadata_json);
+    sqlite3_bind_int64(s, 11, j->created_at);
+    sqlite3_bind_int64(s, 12, j->expires_at);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(c, "insert job", rc);
+    t->wake_work = true;
+    return STORE_OK;
+}
+
+static void create_task_free(struct wtask *t)
+{
+    struct create_task *ct = (struct create_task *)t;
+    job_clear(&ct->job);
+    free(ct);
+}
+
+static int job_copy(struct job *dst, const struct job *src)
+{
+    *dst = *src;
+    dst->message = dup_or_null(src->message);
+    dst->message_input = dup_or_null(src->message_input);
+    dst->message_output = dup_or_null(src->message_output);
+    dst->webhook_url = dup_or_null(src->webhook_url);
+    dst->webhook_secret = dup_or_null(src->webhook_secret);
+    dst->metadata_json = dup_or_null(src->metadata_json);
+    dst->filtered_input = dst->filtered_output = NULL;
+    dst->inbound_result_json = dst->outbound_result_json = dst->error_json = NULL;
+    dst->idempotency_key = dup_or_null(src->idempotency_key);
+    dst->request_hash = dup_or_null(src->request_hash);
+    if ((src->message && !dst->message) || (src->message_input && !dst->message_input) ||
+        (src->message_output && !dst->message_output) || !dst->webhook_url ||
+        !dst->webhook_secret || (src->metadata_json && !dst->metadata_json) ||
+        (src->idempotency_key && !dst->idempotency_key) ||
+        (src->request_hash && !dst->request_hash)) {
+        job_clear(dst);
+        return STORE_NOMEM;
+    }
+    return STORE_OK;
+}
+
+int store_job_create_async(struct store *st, const struct job *job, store_done_fn done, void *ud)
+{
+    struct create_task *ct = calloc(1, sizeof(*ct));
+    if (!ct)
+        return STORE_NOMEM;
+    if (job_copy(&ct->job, job) != STORE_OK) {
+        free(ct);
+        return STORE_NOMEM;
+    }
+    ct->task.fn = job_create_fn;
+    ct->task.arg = &ct->job;
+    ct->task.done = done;
+    ct->task.ud = ud;
+    ct->task.free_fn = create_task_free;
+    int rc = store_submit(st, &ct->task);
+    if (rc != STORE_OK)
+        create_task_free(&ct->task);
+    return rc;
+}
+
+int store_job_create(struct store *st, const struct job *job)
+{
+    return store_write(st, job_create_fn, (void *)job);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+int store_job_find_idempotent(struct store *st, int64_t project_id, const char *key,
+                              int64_t since, struct job *out)
+{
+    struct conn *c = store_reader(st);
+    sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS ", i.request_hash FROM idempotency i"
+                                   " JOIN jobs ON jobs.id = i.job_id"
+                                   " WHERE i.project_id = ?1 AND i.key = ?2"
+                                   " AND i.created_at >= ?3");
+    int rc = STORE_IO;
+    if (s) {
+        sqlite3_bind_int64(s, 1, project_id);
+        bind_text(s, 2, key);
+        sqlite3_bind_int64(s, 3, since);
+        int r = sqlite3_step(s);
+        if (r == SQLITE_ROW) {
+            rc = job_from_row(s, out);
+            if (rc == STORE_OK) {
+                out->request_hash = col_text(s, 18);
+                out->idempotency_key = strdup(key);
+            }
+        } else {
+            rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "find idempotent", r);
+        }
+        sqlite3_reset(s);
+    }
+    store_reader_put(st, c);
+    return rc;
+}
+
+int store_job_get(struct store *st, int64_t project_id, const char *job_id, struct job *out)
+{
+    struct conn *c = store_reader(st);
+    sqlite3_stmt *s =
+        conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1 AND project_id = ?2");
+    int rc = STORE_IO;
+    if (s) {
+        bind_text(s, 1, job_id);
+        sqlite3_bind_int64(s, 2, project_id);
+        int r = sqlite3_step(s);
+        if (r == SQLITE_ROW)
+            rc = job_from_row(s, out);
+        else
+            rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "get job", r);
+        sqlite3_reset(s);
+    }
+    store_reader_put(st, c);
+    return rc;
+}
+
+void store_job_summaries_free(struct store_job_summary *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i].metadata_json);
+    free(s);
+}
+
+int store_job_list(struct store *st, int64_t project_id, unsigned statuses, int64_t offset,
+                   int64_t limit, struct store_job_summary **out, size_t *n, int64_t *total)
+{
+    *out = NULL;
+    *n = 0;
+    *total = 0;
+    if (statuses == 0)
+        statuses = (1u << JOB_STATUS_COUNT) - 1;
+    struct conn *c = store_reader(st);
+    int rc = STORE_IO;
+    /* The status set is a bit mask tested in SQL so one prepared statement
+     * serves every filter. */
+    sqlite3_stmt *s = conn_stmt(c, "SELECT count(*) FROM jobs WHERE project_id = ?1"
+                                   " AND ((1 << status) & ?2) != 0");
+    if (!s)
+        goto out;
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, statuses);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        rc = sqlite_fail(c, "count jobs", sqlite3_errcode(c->db));
+        goto out;
+    }
+    *total = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+
+    s = conn_stmt(c, "SELECT id, status, created_at, completed_at, metadata FROM jobs"
+                     " WHERE project_id = ?1 AND ((1 << status) & ?2) != 0"
+                     " ORDER BY seq DESC LIMIT ?3 OFFSET ?4");
+    if (!s)
+        goto out;
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, statuses);
+    sqlite3_bind_int64(s, 3, limit);
+    sqlite3_bind_int64(s, 4, offset);
+    *out = calloc((size_t)(limit > 0 ? limit : 1), sizeof(**out));
+    if (!*out) {
+        rc = STORE_NOMEM;
+        goto out;
+    }
+    int r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW && *n < (size_t)limit) {
+        struct store_job_summary *js = &(*out)[(*n)++];
+        snprintf(js->id, sizeof(js->id), "%s", (const char *)sqlite3_column_text(s, 0));
+        js->status = (enum job_status)sqlite3_column_int(s, 1);
+        js->created_at = sqlite3_column_int64(s, 2);
+        js->completed_at = sqlite3_column_int64(s, 3);
+        js->metadata_json = col_text(s, 4);
+    }
+    sqlite3_reset(s);
+    rc = (r == SQLITE_DONE || r == SQLITE_ROW) ? STORE_OK : sqlite_fail(c, "list jobs", r);
+out:
+    store_reader_put(st, c);
+    if (rc != STORE_OK) {
+        store_job_summaries_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* ---- response submission ------------------------------------------------ */
+
+struct response_args {
+    int64_t project_id;
+    const char *job_id;
+    const char *response;
+    int64_t now;
+};
+
+static int submit_response_fn(struct conn *c, struct wtask *t)
+{
+    struct response_args *a = t->arg;
+    sqlite3_stmt *s = conn_stmt(c, "UPDATE jobs SET message_output = ?3, status = ?5,"
+                                   " lease_until = 0 WHERE id = ?1 AND project_id = ?2"
+                                   " AND status = ?6 AND expires_at > ?4");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, a->job_id);
+    sqlite3_bind_int64(s, 2, a->project_id);
+    bind_text(s, 3, a->response);
+    sqlite3_bind_int64(s, 4, a->now);
+    sqlite3_bind_int(s, 5, JOB_PROCESSING_OUTBOUND);
+    sqlite3_bind_int(s, 6, JOB_AWAITING_RESPONSE);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(c, "submit response", rc);
+    if (sqlite3_changes(c->db) > 0) {
+        t->wake_work = true;
+        return STORE_OK;
+    }
+    s = conn_stmt(c, "SELECT 1 FROM jobs WHERE id = ?1 AND project_id = ?2");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, a->job_id);
+    sqlite3_bind_int64(s, 2, a->project_id);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_STATE : STORE_NOTFOUND;
+}
+
+int store_job_submit_response(struct store *st, int64_t project_id, const char *job_id,
+                              const char *response, int64_t now)
+{
+    struct response_args a = {project_id, job_id, response, now};
+    return store_write(st, submit_response_fn, &a);
+}
+
+/* ---- pipeline work ------------------------------------------------------ */
+
+struct claim_args {
+    int64_t now, lease_ms;
+    size_t max;
+    struct job *jobs;
+    size_t n;
+};
+
+static int work_claim_fn(struct conn *c, struct wtask *t)
+{
+    struct claim_args *a = t->arg;
+    sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs"
+                                   " WHERE status IN (0, 1, 3) AND lease_until <= ?1"
+                                   " AND expires_at > ?1 ORDER BY lease_until LIMIT ?2");
+    if (!s)
+        return STORE_IO;
+    sqlite3_bind_int64(s, 1, a->now);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)a->max);
+    int r;
+    while (a->n < a->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
+        if (job_from_row(s, &a->jobs[a->n]) != STORE_OK)
+            break;
+        a->n++;
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; i < a->n; i++) {
+        struct job *j = &a->jobs[i];
+        j->status = job_status_on_claim(j->status, j->mode);
+        sqlite3_stmt *u = conn_stmt(c, "UPDATE jobs SET status = ?2, lease_until = ?3"
+                                       " WHERE id = ?1");
+        if (!u)
+            return STORE_IO;
+        bind_text(u, 1, j->id);
+        sqlite3_bind_int(u, 2, (int)j->status);
+        sqlite3_bind_int64(u, 3, a->now + a->lease_ms);
+        if ((r = sqlite3_step(u)) != SQLITE_DONE)
+            return sqlite_fail(c, "claim job", r);
+    }
+    return STORE_OK;
+}
+
+int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
+                     struct job **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    struct claim_args a = {.now = now, .lease_ms = lease_ms, .max = max};
+    a.jobs = calloc(max ? max : 1, sizeof(*a.jobs));
+    if (!a.jobs)
+        return STORE_NOMEM;
+    int rc = store_write(st, work_claim_fn, &a);
+    if (rc != STORE_OK || a.n == 0) {
+        for (size_t i = 0; i < a.n; i++)
+            job_clear(&a.jobs[i]);
+        free(a.jobs);
+        return rc;
+    }
+    *out = a.jobs;
+    *n = a.n;
+    return STORE_OK;
+}
+
+/* Inserts an event due now. Shared by step completion and expiry. */
+int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
+                        const char *type, const char *payload, int64_t now)
+{
+    sqlite3_stmt *s = conn_stmt(c, "INSERT INTO events(event_id, job_id, type, payload,"
+                                   " created_at, status, next_attempt_at)"
+                                   " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, event_id);
+    bind_text(s, 2, job_id);
+    bind_text(s, 3, type);
+    bind_text(s, 4, payload);
+    sqlite3_bind_int64(s, 5, now);
+    int rc = sqlite3_step(s);
+    return rc == SQLITE_DONE ? STORE_OK : sqlite_fail(c, "insert event", rc);
+}
+
+struct complete_args {
+    const struct store_step_result *r;
+    size_t n;
+};
+
+static int step_apply(struct conn *c, const struct store_step_result *r, struct wtask *t)
+{
+    bool inbound = r->step == JOB_STEP_INBOUND;
+    const char *sql_in = "UPDATE jobs SET status = ?2, filtered_input = ?4, inbound_result = ?5,"
+                         " error = ?6, completed_at = ?7, lease_until = 0"
+                         " WHERE id = ?1 AND status = ?3";
+    const char *sql_out = "UPDATE jobs SET status = ?2, filtered_output = ?4,"
+                          " outbound_result = ?5, error = ?6, completed_at = ?7,"
+                          " lease_until = 0 WHERE id = ?1 AND status = ?3";
+    sqlite3_stmt *s = conn_stmt(c, inbound ? sql_in : sql_out);
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, r->job_id);
+    sqlite3_bind_int(s, 2, (int)r->to);
+    sqlite3_bind_int(s, 3, (int)r->from);
+    bind_text(s, 4, r->filtered);
+    bind_text(s, 5, r->result_json);
+    bind_text(s, 6, r->error_json);
+    sqlite3_bind_int64(s, 7, job_status_terminal(r->to) ? r->now : 0);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(c, "complete step", rc);
+    if (sqlite3_changes(c->db) == 0)
+        return STORE_STATE; /* expired or taken over meanwhile */
+    if (r->event_type) {
+        rc = sqlite_event_insert(c, r->event_id, r->job_id, r->event_type, r->event_payload,
+                                 r->now);
+        if (rc != STORE_OK)
+            return rc;
+        t->wake_events = true;
+    }
+    if (job_step_due(r->to, JOB_MODE_COMBINED) != JOB_STEP_NONE)
+        t->wake_work = true;
+    return STORE_OK;
+}
+
+static int work_complete_fn(struct conn *c, struct wtask *t)
+{
+    struct complete_args *a = t->arg;
+    for (size_t i = 0; i < a->n; i++) {
+        /* Each result in its own savepoint: one stale job must not undo the
+         * others of the batch. */
+        sqlite3_step(conn_stmt(c, "SAVEPOINT step"));
+        int rc = step_apply(c, &a->r[i], t);
+        if (rc != STORE_OK) {
+            if (rc != STORE_STATE)
+                log_warn("store", "step of %s not applied: %s", a->r[i].job_id,
+                         store_strerror(rc));
+            sqlite3_step(conn_stmt(c, "ROLLBACK TO step"));
+        }
+        sqlite3_step(conn_stmt(c, "RELEASE step"));
+    }
+    return STORE_OK;
+}
+
+int store_work_complete(struct store *st, const struct store_step_result *r, size_t n)
+{
+    struct complete_args a = {r, n};
+    return store_write(st, work_complete_fn, &a);
+}
+
+/* ---- sweeper ------------------------------------------------------------ */
+
+struct sweep_args {
+    int64_t now, retention_ms;
+    store_payload_fn make_payload;
+    void *ud;
+    size_t expired, deleted;
+};
+
+#define SWEEP_BATCH 500
+
+static int sweep_fn(struct conn *c, struct wtask *t)
+{
+    struct sweep_args *a = t->arg;
+    sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs WHERE expires_at <= ?1"
+                                   " AND status NOT IN (4, 5, 6) LIMIT ?2");
+    if (!s)
+        return STORE_IO;
+    sqlite3_bind_int64(s, 1, a->now);
+    sqlite3_bind_int(s, 2, SWEEP_BATCH);
+    struct job *jobs = calloc(SWEEP_BATCH, sizeof(*jobs));
+    if (!jobs)
+        return STORE_NOMEM;
+    size_t n = 0;
+    while (n < SWEEP_BATCH && sqlite3_step(s) == SQLITE_ROW) {
+        if (job_from_row(s, &jobs[n]) != STORE_OK)
+            break;
+        n++;
+    }
+    sqlite3_reset(s);
+    int rc = STORE_OK;
+    for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+        sqlite3_stmt *u = conn_stmt(c, "UPDATE jobs SET status = 6, completed_at = ?2,"
+                                       " lease_until = 0 WHERE id = ?1");
+        if (!u) {
+            rc = STORE_IO;
+            break;
+        }
+        bind_text(u, 1, jobs[i].id);
+        sqlite3_bind_int64(u, 2, a->now);
+        if (sqlite3_step(u) != SQLITE_DONE) {
+            rc = sqlite_fail(c, "expire job", sqlite3_errcode(c->db));
+            break;
+        }
+        jobs[i].status = JOB_EXPIRED;
+        jobs[i].completed_at = a->now;
+        char event_id[IDS_MAX_LEN];
+        if (a->make_payload && ids_new(event_id, sizeof(event_id), "msg_", a->now) == 0) {
+            char *payload = a->make_payload(a->ud, &jobs[i], event_id, a->now);
+            if (payload) {
+                rc = sqlite_event_insert(c, event_id, jobs[i].id, JOB_EVENT_EXPIRED, payload,
+                                         a->now);
+                free(payload);
+                t->wake_events = true;
+            }
+        }
+        a->expired++;
+    }
+    for (size_t i = 0; i < n; i++)
+        job_clear(&jobs[i]);
+    free(jobs);
+    if (rc != STORE_OK)
+        return rc;
+
+    /* Retention: content goes away retention_ms after expiry. Events and
+     * attempts follow by ON DELETE CASCADE. */
+    s = conn_stmt(c, "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
+                     " WHERE expires_at <= ?1 LIMIT ?2)");
+    if (!s)
+        return STORE_IO;
+    sqlite3_bind_int64(s, 1, a->now - a->retention_ms);
+    sqlite3_bind_int(s, 2, SWEEP_BATCH);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return sqlite_fail(c, "delete jobs", sqlite3_errcode(c->db));
+    a->deleted = (size_t)sqlite3_changes(c->db);
+    s = conn_stmt(c, "DELETE FROM idempotency WHERE created_at < ?1");
+    if (!s)
+        return STORE_IO;
+    sqlite3_bind_int64(s, 1, a->now - 24LL * 3600 * 1000);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return sqlite_fail(c, "delete idempotency keys", sqlite3_errcode(c->db));
+    return STORE_OK;
+}
+
+int store_sweep(struct store *st, int64_t now, int64_t retention_ms, store_payload_fn make_payload,
+                void *ud, size_t *expired, size_t *deleted)
+{
+    struct sweep_args a = {.now = now, .retention_ms = retention_ms,
+                           .make_payload = make_payload, .ud = ud};
+    int rc = store_write(st, sweep_fn, &a);
+    if (expired)
+        *expired = a.expired;
+    if (deleted)
+        *deleted = a.deleted;
+    return rc;
+}
