@@ -401,6 +401,8 @@ static int cmd_serve(int argc, char **argv)
     status = 0;
 
 out:
+    if (st)
+        store_set_wakeups(st, NULL, NULL, NULL);
     /* Order matters: the HTTP server waits for replies that the store's
      * writer produces, so it stops before the store; the pipeline and the
      * dispatcher use the store, so they stop first. */

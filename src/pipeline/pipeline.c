@@ -159,6 +159,7 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
 static void *worker_main(void *arg)
 {
     struct pipeline *p = arg;
+    pthread_setname_np(pthread_self(), "pipeline");
     struct policy_scratch *scratch = policy_scratch_new();
     struct store_step_result results[CLAIM_BATCH];
     struct step_out outs[CLAIM_BATCH];
@@ -201,6 +202,7 @@ static char *expired_payload(void *ud, const struct job *j, const char *event_id
 static void *sweeper_main(void *arg)
 {
     struct pipeline *p = arg;
+    pthread_setname_np(pthread_self(), "sweeper");
     uint64_t gen;
     while (!is_stopping(p, &gen)) {
         size_t expired = 0, deleted = 0;

@@ -208,17 +208,19 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
         t = next;
     }
     pthread_cond_broadcast(&st->done_cv);
-    pthread_mutex_unlock(&st->mu);
-
+    /* Under the lock, so that store_set_wakeups(NULL…) guarantees no hook
+     * runs afterwards (the hooks only signal; they never call the store). */
     if (wake_work && st->wake_work)
         st->wake_work(st->wake_ud);
     if (wake_events && st->wake_events)
         st->wake_events(st->wake_ud);
+    pthread_mutex_unlock(&st->mu);
 }
 
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
+    pthread_setname_np(pthread_self(), "store-writer");
     pthread_mutex_lock(&st->mu);
     for (;;) {
         while (!st->head && !st->stopping)

@@ -54,8 +54,10 @@ int store_recover(struct store *st, int64_t now);
 /* Cheap round trip to the backend, for /readyz. */
 int store_ping(struct store *st);
 
-/* Called (from the writer thread) after any commit that made work or events
- * due, so the pipeline and dispatcher wake without polling. */
+/* Called (from the writer thread, with the store's lock held: a hook must
+ * only signal, never call the store) after any commit that made work or
+ * events due, so the pipeline and dispatcher wake without polling. Setting
+ * NULL hooks is a barrier: no old hook runs after it returns. */
 typedef void (*store_wake_fn)(void *ud);
 void store_set_wakeups(struct store *st, store_wake_fn work, store_wake_fn events, void *ud);
 
