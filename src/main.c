@@ -352,8 +352,10 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "collie: %s\n", err);
         goto out;
     }
-    if (store_recover(st, clock_now_ms()) != STORE_OK)
+    if (store_recover(st, clock_now_ms()) != STORE_OK) {
+        fprintf(stderr, "collie: cannot take over %s (see the log above)\n", cfg.database);
         goto out;
+    }
     pc = policy_cache_new(st);
     app.st = st;
     app.policies = pc;

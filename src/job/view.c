@@ -1,6 +1,7 @@
 #include "job/view.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/clock.h"
 
@@ -56,6 +57,19 @@ json_t *job_view(const struct job *j, const struct store_delivery_state *d)
     }
     json_object_set_new(o, "error", json_or_null(j->error_json));
     return o;
+}
+
+char *job_event_body_for(const struct job *j, const char *type, enum job_status status_after,
+                         int64_t created_at)
+{
+    if (strcmp(type, JOB_EVENT_INBOUND_COMPLETE) == 0)
+        return job_event_body(j, type, status_after, "inbound", j->filtered_input,
+                              j->inbound_result_json, NULL, created_at);
+    if (strcmp(type, JOB_EVENT_OUTBOUND_COMPLETE) == 0)
+        return job_event_body(j, type, status_after, "outbound", j->filtered_output,
+                              j->outbound_result_json, NULL, created_at);
+    return job_event_body(j, type, status_after, NULL, NULL, NULL,
+                          strcmp(type, JOB_EVENT_FAILED) == 0 ? j->error_json : NULL, created_at);
 }
 
 json_t *job_view_summary(const struct store_job_summary *s)

@@ -21,6 +21,14 @@ char *job_event_body(const struct job *j, const char *type, enum job_status stat
                      const char *direction, const char *filtered, const char *result_json,
                      const char *error_json, int64_t now);
 
+/* The body of event `type` of job j, as sent for every attempt: the parts
+ * come from the job according to the type (inbound: filtered_input and
+ * inbound_result; outbound: filtered_output and outbound_result; failed:
+ * error). status_after is the job's status right after the step; created_at
+ * is the event's time. malloc'ed; NULL when memory ran out. */
+char *job_event_body_for(const struct job *j, const char *type, enum job_status status_after,
+                         int64_t created_at);
+
 /* RFC 3339 string for ms, or JSON null for 0. New reference. */
 json_t *job_view_time(int64_t ms);
 

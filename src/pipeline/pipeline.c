@@ -6,10 +6,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "job/view.h"
 #include "util/clock.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/thread.h"
 #include "util/metrics.h"
 
 #define CLAIM_BATCH 32
@@ -36,7 +36,6 @@ struct step_out {
     char *filtered;
     char *result_json;
     char *error_json;
-    char *payload;
 };
 
 static void step_out_clear(struct step_out *o)
@@ -44,7 +43,6 @@ static void step_out_clear(struct step_out *o)
     free(o->filtered);
     free(o->result_json);
     free(o->error_json);
-    free(o->payload);
     memset(o, 0, sizeof(*o));
 }
 
@@ -77,8 +75,8 @@ static bool is_stopping(struct pipeline *p, uint64_t *gen)
 }
 
 /* Marks a step as failed: the job becomes failed and gets job.failed. */
-static void fail_step(const struct job *j, const char *code, const char *message,
-                      struct store_step_result *r, struct step_out *o, int64_t now)
+static void fail_step(const char *code, const char *message, struct store_step_result *r,
+                      struct step_out *o)
 {
     json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
     o->error_json = err ? json_dumps(err, JSON_COMPACT) : NULL;
@@ -86,9 +84,6 @@ static void fail_step(const struct job *j, const char *code, const char *message
     r->to = JOB_FAILED;
     r->error_json = o->error_json;
     r->event_type = JOB_EVENT_FAILED;
-    o->payload = job_event_body(j, JOB_EVENT_FAILED, JOB_FAILED, NULL, NULL, NULL,
-                                o->error_json, now);
-    r->event_payload = o->payload;
     metrics_inc(METRIC_JOBS_FAILED);
 }
 
@@ -114,11 +109,11 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
     struct policy *pol = NULL;
     int64_t version = 0;
     if (step == JOB_STEP_NONE || !text) {
-        fail_step(j, "internal_error", "job has no content for its step", r, o, now);
+        fail_step("internal_error", "job has no content for its step", r, o);
         return;
     }
     if (policy_cache_get(p->pc, j->project_id, &pol, &version) != STORE_OK) {
-        fail_step(j, "policy_unavailable", "the project's policy could not be loaded", r, o, now);
+        fail_step("policy_unavailable", "the project's policy could not be loaded", r, o);
         return;
     }
     struct policy_result res = {0};
@@ -128,7 +123,7 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
     metrics_inc(METRIC_FILTER_EVALUATIONS);
     policy_release(pol);
     if (rc != 0) {
-        fail_step(j, "filter_failed", "the policy could not be evaluated", r, o, now);
+        fail_step("filter_failed", "the policy could not be evaluated", r, o);
         return;
     }
     json_t *rj = policy_result_to_json(&res, version);
@@ -141,15 +136,15 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
 
     r->to = inbound ? job_status_after_inbound(j->mode, blocked) : job_status_after_outbound(j->mode);
     r->filtered = o->filtered;
+    r->filtered_unchanged = o->filtered && strcmp(o->filtered, text) == 0;
     r->result_json = o->result_json;
     r->event_type = inbound ? JOB_EVENT_INBOUND_COMPLETE : JOB_EVENT_OUTBOUND_COMPLETE;
-    o->payload = job_event_body(j, r->event_type, r->to, inbound ? "inbound" : "outbound",
-                                o->filtered, o->result_json, NULL, now);
-    r->event_payload = o->payload;
-    if (!o->result_json || !o->payload) {
+    if (!o->result_json || (!blocked && !o->filtered)) {
         step_out_clear(o);
         ids_new(o->event_id, sizeof(o->event_id), "msg_", now);
-        fail_step(j, "internal_error", "out of memory", r, o, now);
+        r->filtered = r->result_json = NULL;
+        r->filtered_unchanged = false;
+        fail_step("internal_error", "out of memory", r, o);
         return;
     }
     if (r->to == JOB_COMPLETED)
@@ -159,7 +154,7 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
 static void *worker_main(void *arg)
 {
     struct pipeline *p = arg;
-    pthread_setname_np(pthread_self(), "pipeline");
+    thread_set_background("pipeline");
     struct policy_scratch *scratch = policy_scratch_new();
     struct store_step_result results[CLAIM_BATCH];
     struct step_out outs[CLAIM_BATCH];
@@ -191,23 +186,15 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static char *expired_payload(void *ud, const struct job *j, const char *event_id, int64_t now)
-{
-    (void)ud;
-    (void)event_id;
-    metrics_inc(METRIC_JOBS_EXPIRED);
-    return job_event_body(j, JOB_EVENT_EXPIRED, JOB_EXPIRED, NULL, NULL, NULL, NULL, now);
-}
-
 static void *sweeper_main(void *arg)
 {
     struct pipeline *p = arg;
-    pthread_setname_np(pthread_self(), "sweeper");
+    thread_set_background("sweeper");
     uint64_t gen;
     while (!is_stopping(p, &gen)) {
         size_t expired = 0, deleted = 0;
-        int rc = store_sweep(p->st, clock_now_ms(), p->opt.retention_ms, expired_payload, p,
-                             &expired, &deleted);
+        int rc = store_sweep(p->st, clock_now_ms(), p->opt.retention_ms, &expired, &deleted);
+        metrics_add(METRIC_JOBS_EXPIRED, expired);
         if (rc != STORE_OK)
             log_warn("pipeline", "sweep failed: %s", store_strerror(rc));
         else if (expired || deleted)

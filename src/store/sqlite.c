@@ -9,17 +9,58 @@
  * one, and removes SQLITE_BUSY between our own writers. */
 #include "store/sqlite_int.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 #include "util/metrics.h"
 
 int sqlite_schema_migrate(struct conn *c, char *err, size_t errlen);
 
+/* A growable FIFO of job ids (ring buffer). */
+struct idq {
+    char (*ids)[IDS_MAX_LEN];
+    size_t head, len, cap;
+};
+
+static int idq_push(struct idq *q, const char *id)
+{
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 1024;
+        char(*n)[IDS_MAX_LEN] = malloc(cap * sizeof(*n));
+        if (!n)
+            return -1;
+        for (size_t i = 0; i < q->len; i++)
+            memcpy(n[i], q->ids[(q->head + i) % q->cap], IDS_MAX_LEN);
+        free(q->ids);
+        q->ids = n;
+        q->cap = cap;
+        q->head = 0;
+    }
+    snprintf(q->ids[(q->head + q->len) % q->cap], IDS_MAX_LEN, "%s", id);
+    q->len++;
+    return 0;
+}
+
+static int idq_pop(struct idq *q, char *out)
+{
+    if (q->len == 0)
+        return -1;
+    memcpy(out, q->ids[q->head], IDS_MAX_LEN);
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+    return 0;
+}
+
 struct store {
     struct conn writer;
+    struct idq staged;       /* writer thread only: ids made due by the batch */
+    struct idq workq;        /* guarded by mu: due jobs, in order */
     pthread_t thread;
     pthread_mutex_t mu;      /* guards the queue, stopping, finished flags */
     pthread_cond_t work_cv;  /* writer waits for tasks */
@@ -36,6 +77,8 @@ struct store {
     bool *reader_busy;
     int nreaders;
 
+    char *path;
+    int lock_fd; /* held by the serving process: one server per database file */
     store_wake_fn wake_work, wake_events;
     void *wake_ud;
 };
@@ -158,9 +201,12 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
 {
     struct conn *c = &st->writer;
     int64_t t0 = clock_mono_ns();
+    st->staged.len = 0;
+    st->staged.head = 0;
     int rc = conn_exec(c, "BEGIN IMMEDIATE");
     if (rc == STORE_OK) {
         for (struct wtask *t = batch; t; t = t->next) {
+            size_t staged_before = st->staged.len;
             sqlite3_stmt *sp = conn_stmt(c, "SAVEPOINT task");
             if (!sp || sqlite3_step(sp) != SQLITE_DONE) {
                 t->rc = STORE_IO;
@@ -170,6 +216,7 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
             if (t->rc < 0) {
                 sqlite3_step(conn_stmt(c, "ROLLBACK TO task"));
                 t->wake_work = t->wake_events = false;
+                st->staged.len = staged_before;
             }
             sqlite3_step(conn_stmt(c, "RELEASE task"));
         }
@@ -193,6 +240,13 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
     /* Async completions run first, outside the lock: they may resume HTTP
      * connections. Then sync waiters are released. */
     pthread_mutex_lock(&st->mu);
+    if (rc == STORE_OK) {
+        char id[IDS_MAX_LEN];
+        while (idq_pop(&st->staged, id) == 0) {
+            if (idq_push(&st->workq, id) != 0)
+                log_error("store", "out of memory queueing job %s (it runs after a restart)", id);
+        }
+    }
     struct wtask *t = batch;
     while (t) {
         struct wtask *next = t->next;
@@ -220,7 +274,7 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
-    pthread_setname_np(pthread_self(), "store-writer");
+    thread_set_name("store-writer");
     pthread_mutex_lock(&st->mu);
     for (;;) {
         while (!st->head && !st->stopping)
@@ -243,6 +297,30 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&st->mu);
     return NULL;
+}
+
+void sqlite_stage_job(struct conn *c, const char *job_id)
+{
+    if (idq_push(&c->owner->staged, job_id) != 0)
+        log_error("store", "out of memory queueing job %s (it runs after a restart)", job_id);
+}
+
+void sqlite_requeue_jobs(struct store *st, const char *const *ids, size_t n)
+{
+    pthread_mutex_lock(&st->mu);
+    for (size_t i = 0; i < n; i++)
+        idq_push(&st->workq, ids[i]);
+    pthread_mutex_unlock(&st->mu);
+}
+
+size_t sqlite_pop_jobs(struct store *st, char (*out)[IDS_MAX_LEN], size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&st->mu);
+    while (n < max && idq_pop(&st->workq, out[n]) == 0)
+        n++;
+    pthread_mutex_unlock(&st->mu);
+    return n;
 }
 
 int store_submit(struct store *st, struct wtask *t)
@@ -346,9 +424,16 @@ struct store *store_open(const char *url, const struct store_options *opts, char
     pthread_mutex_init(&st->pool_mu, NULL);
     pthread_cond_init(&st->pool_cv, NULL);
     st->max_batch = o.max_batch;
+    st->lock_fd = -1;
+    st->path = strdup(path);
+    if (!st->path) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
 
     if (conn_open(&st->writer, path, false, o.synchronous_full, err, errlen) != STORE_OK)
         goto fail;
+    st->writer.owner = st;
     if (sqlite_schema_migrate(&st->writer, err, errlen) != STORE_OK)
         goto fail;
 
@@ -361,6 +446,7 @@ struct store *store_open(const char *url, const struct store_options *opts, char
     for (int i = 0; i < o.read_connections; i++) {
         if (conn_open(&st->readers[i], path, true, false, err, errlen) != STORE_OK)
             goto fail;
+        st->readers[i].owner = st;
         st->nreaders++;
     }
     if (pthread_create(&st->thread, NULL, writer_main, st) != 0) {
@@ -392,6 +478,11 @@ void store_close(struct store *st)
     free(st->reader_busy);
     if (st->writer.db)
         conn_close(&st->writer);
+    free(st->staged.ids);
+    free(st->workq.ids);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);
+    free(st->path);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->work_cv);
     pthread_cond_destroy(&st->done_cv);
@@ -424,9 +515,15 @@ int store_ping(struct store *st)
 static int recover_fn(struct conn *c, struct wtask *t)
 {
     int64_t now = *(int64_t *)t->arg;
-    sqlite3_stmt *s = conn_stmt(c, "UPDATE jobs SET lease_until = 0 WHERE lease_until > 0");
-    if (!s || sqlite3_step(s) != SQLITE_DONE)
-        return sqlite_fail(c, "recover jobs", sqlite3_errcode(c->db));
+    sqlite3_stmt *s = conn_stmt(c, "SELECT id FROM jobs WHERE status IN (0, 1, 3) ORDER BY seq");
+    if (!s)
+        return STORE_IO;
+    int r;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW)
+        sqlite_stage_job(c, (const char *)sqlite3_column_text(s, 0));
+    sqlite3_reset(s);
+    if (r != SQLITE_DONE)
+        return sqlite_fail(c, "recover jobs", r);
     s = conn_stmt(c, "UPDATE events SET status = 0, next_attempt_at = ?1, lease_until = 0"
                      " WHERE status = 1");
     if (!s)
@@ -440,6 +537,15 @@ static int recover_fn(struct conn *c, struct wtask *t)
 
 int store_recover(struct store *st, int64_t now)
 {
+    /* The work queue lives in this process (sqlite_stage_job), so a second
+     * server on the same file would run every job twice: refuse it. */
+    char lock_path[4096];
+    snprintf(lock_path, sizeof(lock_path), "%s.lock", st->path);
+    st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        log_error("store", "another collie server is using %s (lock %s)", st->path, lock_path);
+        return STORE_BUSY;
+    }
     return store_write(st, recover_fn, &now);
 }
 

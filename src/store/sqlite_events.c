@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job/view.h"
 #include "store/sqlite_int.h"
 
 const char *delivery_status_name(enum delivery_status s)
@@ -36,8 +37,8 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
      * keeps each job's events in order. A delivering event whose lease ran
      * out has next_attempt_at = lease end, so it becomes due again. */
     sqlite3_stmt *s = conn_stmt(
-        c, "SELECT e.seq, e.event_id, e.job_id, e.payload, e.attempts, j.webhook_url,"
-           " j.webhook_secret FROM events e JOIN jobs j ON j.id = e.job_id"
+        c, "SELECT e.seq, e.event_id, e.type, e.status_after, e.created_at, e.attempts, "
+           JOB_COLUMNS " FROM events e JOIN jobs j ON j.id = e.job_id"
            " WHERE e.status IN (0, 1, 3) AND e.next_attempt_at <= ?1"
            " AND e.seq = (SELECT min(seq) FROM events e2 WHERE e2.job_id = e.job_id"
            "              AND e2.status IN (0, 1, 3))"
@@ -49,15 +50,22 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
     int r;
     while (a->n < a->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_delivery *d = &a->d[a->n];
+        struct job j;
+        if (job_from_row(s, 6, &j) != STORE_OK)
+            break;
         d->seq = sqlite3_column_int64(s, 0);
         snprintf(d->event_id, sizeof(d->event_id), "%s", (const char *)sqlite3_column_text(s, 1));
-        snprintf(d->job_id, sizeof(d->job_id), "%s", (const char *)sqlite3_column_text(s, 2));
-        d->payload = col_text(s, 3);
-        d->attempts = sqlite3_column_int(s, 4);
-        d->url = col_text(s, 5);
-        d->secret = col_text(s, 6);
+        snprintf(d->job_id, sizeof(d->job_id), "%s", j.id);
+        d->payload = job_event_body_for(&j, (const char *)sqlite3_column_text(s, 2),
+                                        (enum job_status)sqlite3_column_int(s, 3),
+                                        sqlite3_column_int64(s, 4));
+        d->attempts = sqlite3_column_int(s, 5);
+        d->url = j.webhook_url;
+        d->secret = j.webhook_secret;
+        j.webhook_url = j.webhook_secret = NULL; /* moved into d */
+        job_clear(&j);
         a->n++;
-        if (!d->payload || !d->url || !d->secret)
+        if (!d->payload)
             break;
     }
     sqlite3_reset(s);

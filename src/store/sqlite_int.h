@@ -14,6 +14,7 @@
 #define CONN_MAX_STMTS 64
 struct conn {
     sqlite3 *db;
+    struct store *owner;
     int nstmts;
     struct {
         const char *sql;
@@ -62,6 +63,37 @@ int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void
 /* Borrows a read connection (blocks while all are in use) / returns it. */
 struct conn *store_reader(struct store *st);
 void store_reader_put(struct store *st, struct conn *c);
+
+/* The work queue. This backend is used by one server process, so the jobs
+ * whose step is due are handed to the pipeline through memory instead of
+ * being claimed with a write: a task stages the ids it made due, and they
+ * join the queue only if its transaction commits. After a restart,
+ * store_recover queues every job still due, which is what a lease would
+ * have achieved. Writer thread only. */
+void sqlite_stage_job(struct conn *c, const char *job_id);
+
+/* Queues ids directly (any thread), e.g. to retry steps whose results could
+ * not be written. */
+void sqlite_requeue_jobs(struct store *st, const char *const *ids, size_t n);
+
+/* Pops up to max due job ids into out; returns how many. */
+size_t sqlite_pop_jobs(struct store *st, char (*out)[IDS_MAX_LEN], size_t max);
+
+/* The columns job_from_row reads, for a query that names the jobs table j. */
+#define JOB_COLUMNS                                                                                \
+    "j.id, j.project_id, j.status, j.mode, j.message, j.message_input, j.message_output,"          \
+    " j.webhook_url, j.webhook_secret, j.metadata, j.created_at, j.expires_at, j.completed_at,"   \
+    " j.filtered_input, j.filtered_output, j.inbound_result, j.outbound_result, j.error,"          \
+    " j.filtered_same"
+#define JOB_NCOLUMNS 19
+
+/* Fills j from JOB_COLUMNS starting at column base. STORE_OK or NOMEM. */
+int job_from_row(sqlite3_stmt *s, int base, struct job *j);
+
+/* Inserts an event due now for job_id; status_after is the job's status
+ * right after the step the event reports. */
+int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
+                        const char *type, enum job_status status_after, int64_t now);
 
 /* strdup of a column, NULL for SQL NULL. */
 char *col_text(sqlite3_stmt *s, int i);

@@ -6,34 +6,35 @@
 #include "store/sqlite_int.h"
 #include "util/log.h"
 
-#define JOB_COLUMNS                                                                            \
-    "id, project_id, status, mode, message, message_input, message_output, webhook_url,"      \
-    " webhook_secret, metadata, created_at, expires_at, completed_at, filtered_input,"        \
-    " filtered_output, inbound_result, outbound_result, error"
-
-/* Fills j from a row selected with JOB_COLUMNS starting at column 0. */
-static int job_from_row(sqlite3_stmt *s, struct job *j)
+int job_from_row(sqlite3_stmt *s, int b, struct job *j)
 {
     memset(j, 0, sizeof(*j));
-    snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(s, 0));
-    j->project_id = sqlite3_column_int64(s, 1);
-    j->status = (enum job_status)sqlite3_column_int(s, 2);
-    j->mode = (enum job_mode)sqlite3_column_int(s, 3);
-    j->message = col_text(s, 4);
-    j->message_input = col_text(s, 5);
-    j->message_output = col_text(s, 6);
-    j->webhook_url = col_text(s, 7);
-    j->webhook_secret = col_text(s, 8);
-    j->metadata_json = col_text(s, 9);
-    j->created_at = sqlite3_column_int64(s, 10);
-    j->expires_at = sqlite3_column_int64(s, 11);
-    j->completed_at = sqlite3_column_int64(s, 12);
-    j->filtered_input = col_text(s, 13);
-    j->filtered_output = col_text(s, 14);
-    j->inbound_result_json = col_text(s, 15);
-    j->outbound_result_json = col_text(s, 16);
-    j->error_json = col_text(s, 17);
-    if (!j->webhook_url || !j->webhook_secret) {
+    snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(s, b + 0));
+    j->project_id = sqlite3_column_int64(s, b + 1);
+    j->status = (enum job_status)sqlite3_column_int(s, b + 2);
+    j->mode = (enum job_mode)sqlite3_column_int(s, b + 3);
+    j->message = col_text(s, b + 4);
+    j->message_input = col_text(s, b + 5);
+    j->message_output = col_text(s, b + 6);
+    j->webhook_url = col_text(s, b + 7);
+    j->webhook_secret = col_text(s, b + 8);
+    j->metadata_json = col_text(s, b + 9);
+    j->created_at = sqlite3_column_int64(s, b + 10);
+    j->expires_at = sqlite3_column_int64(s, b + 11);
+    j->completed_at = sqlite3_column_int64(s, b + 12);
+    j->filtered_input = col_text(s, b + 13);
+    j->filtered_output = col_text(s, b + 14);
+    j->inbound_result_json = col_text(s, b + 15);
+    j->outbound_result_json = col_text(s, b + 16);
+    j->error_json = col_text(s, b + 17);
+    int same = sqlite3_column_int(s, b + 18);
+    const char *input = j->message ? j->message : j->message_input;
+    if ((same & 1) && !j->filtered_input && input)
+        j->filtered_input = strdup(input);
+    if ((same & 2) && !j->filtered_output && j->message_output)
+        j->filtered_output = strdup(j->message_output);
+    if (!j->webhook_url || !j->webhook_secret || ((same & 1) && !j->filtered_input) ||
+        ((same & 2) && !j->filtered_output)) {
         job_clear(j);
         return STORE_NOMEM;
     }
@@ -100,6 +101,7 @@ static int job_create_fn(struct conn *c, struct wtask *t)
     rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
         return sqlite_fail(c, "insert job", rc);
+    sqlite_stage_job(c, j->id);
     t->wake_work = true;
     return STORE_OK;
 }
@@ -167,7 +169,7 @@ int store_job_find_idempotent(struct store *st, int64_t project_id, const char *
 {
     struct conn *c = store_reader(st);
     sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS ", i.request_hash FROM idempotency i"
-                                   " JOIN jobs ON jobs.id = i.job_id"
+                                   " JOIN jobs j ON j.id = i.job_id"
                                    " WHERE i.project_id = ?1 AND i.key = ?2"
                                    " AND i.created_at >= ?3");
     int rc = STORE_IO;
@@ -177,9 +179,9 @@ int store_job_find_idempotent(struct store *st, int64_t project_id, const char *
         sqlite3_bind_int64(s, 3, since);
         int r = sqlite3_step(s);
         if (r == SQLITE_ROW) {
-            rc = job_from_row(s, out);
+            rc = job_from_row(s, 0, out);
             if (rc == STORE_OK) {
-                out->request_hash = col_text(s, 18);
+                out->request_hash = col_text(s, JOB_NCOLUMNS);
                 out->idempotency_key = strdup(key);
             }
         } else {
@@ -195,14 +197,14 @@ int store_job_get(struct store *st, int64_t project_id, const char *job_id, stru
 {
     struct conn *c = store_reader(st);
     sqlite3_stmt *s =
-        conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1 AND project_id = ?2");
+        conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs j WHERE id = ?1 AND project_id = ?2");
     int rc = STORE_IO;
     if (s) {
         bind_text(s, 1, job_id);
         sqlite3_bind_int64(s, 2, project_id);
         int r = sqlite3_step(s);
         if (r == SQLITE_ROW)
-            rc = job_from_row(s, out);
+            rc = job_from_row(s, 0, out);
         else
             rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "get job", r);
         sqlite3_reset(s);
@@ -290,8 +292,8 @@ struct response_args {
 static int submit_response_fn(struct conn *c, struct wtask *t)
 {
     struct response_args *a = t->arg;
-    sqlite3_stmt *s = conn_stmt(c, "UPDATE jobs SET message_output = ?3, status = ?5,"
-                                   " lease_until = 0 WHERE id = ?1 AND project_id = ?2"
+    sqlite3_stmt *s = conn_stmt(c, "UPDATE jobs SET message_output = ?3, status = ?5"
+                                   " WHERE id = ?1 AND project_id = ?2"
                                    " AND status = ?6 AND expires_at > ?4");
     if (!s)
         return STORE_IO;
@@ -305,6 +307,7 @@ static int submit_response_fn(struct conn *c, struct wtask *t)
     if (rc != SQLITE_DONE)
         return sqlite_fail(c, "submit response", rc);
     if (sqlite3_changes(c->db) > 0) {
+        sqlite_stage_job(c, a->job_id);
         t->wake_work = true;
         return STORE_OK;
     }
@@ -327,72 +330,58 @@ int store_job_submit_response(struct store *st, int64_t project_id, const char *
 
 /* ---- pipeline work ------------------------------------------------------ */
 
-struct claim_args {
-    int64_t now, lease_ms;
-    size_t max;
-    struct job *jobs;
-    size_t n;
-};
-
-static int work_claim_fn(struct conn *c, struct wtask *t)
-{
-    struct claim_args *a = t->arg;
-    sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs"
-                                   " WHERE status IN (0, 1, 3) AND lease_until <= ?1"
-                                   " AND expires_at > ?1 ORDER BY lease_until LIMIT ?2");
-    if (!s)
-        return STORE_IO;
-    sqlite3_bind_int64(s, 1, a->now);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)a->max);
-    int r;
-    while (a->n < a->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
-        if (job_from_row(s, &a->jobs[a->n]) != STORE_OK)
-            break;
-        a->n++;
-    }
-    sqlite3_reset(s);
-    for (size_t i = 0; i < a->n; i++) {
-        struct job *j = &a->jobs[i];
-        j->status = job_status_on_claim(j->status, j->mode);
-        sqlite3_stmt *u = conn_stmt(c, "UPDATE jobs SET status = ?2, lease_until = ?3"
-                                       " WHERE id = ?1");
-        if (!u)
-            return STORE_IO;
-        bind_text(u, 1, j->id);
-        sqlite3_bind_int(u, 2, (int)j->status);
-        sqlite3_bind_int64(u, 3, a->now + a->lease_ms);
-        if ((r = sqlite3_step(u)) != SQLITE_DONE)
-            return sqlite_fail(c, "claim job", r);
-    }
-    return STORE_OK;
-}
-
 int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
                      struct job **out, size_t *n)
 {
+    (void)lease_ms; /* one server per SQLite file: the process itself is the lease */
     *out = NULL;
     *n = 0;
-    struct claim_args a = {.now = now, .lease_ms = lease_ms, .max = max};
-    a.jobs = calloc(max ? max : 1, sizeof(*a.jobs));
-    if (!a.jobs)
+    char(*ids)[IDS_MAX_LEN] = malloc((max ? max : 1) * sizeof(*ids));
+    struct job *jobs = calloc(max ? max : 1, sizeof(*jobs));
+    if (!ids || !jobs) {
+        free(ids);
+        free(jobs);
         return STORE_NOMEM;
-    int rc = store_write(st, work_claim_fn, &a);
-    if (rc != STORE_OK || a.n == 0) {
-        for (size_t i = 0; i < a.n; i++)
-            job_clear(&a.jobs[i]);
-        free(a.jobs);
+    }
+    size_t nids = sqlite_pop_jobs(st, ids, max), got = 0;
+    int rc = STORE_OK;
+    if (nids > 0) {
+        struct conn *c = store_reader(st);
+        for (size_t i = 0; i < nids; i++) {
+            /* A queued job may have expired or moved on meanwhile. */
+            sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs j WHERE id = ?1"
+                                           " AND status IN (0, 1, 3) AND expires_at > ?2");
+            if (!s) {
+                rc = STORE_IO;
+                break;
+            }
+            bind_text(s, 1, ids[i]);
+            sqlite3_bind_int64(s, 2, now);
+            int r = sqlite3_step(s);
+            if (r == SQLITE_ROW && job_from_row(s, 0, &jobs[got]) == STORE_OK) {
+                jobs[got].status = job_status_on_claim(jobs[got].status, jobs[got].mode);
+                got++;
+            } else if (r != SQLITE_ROW && r != SQLITE_DONE) {
+                rc = sqlite_fail(c, "claim job", r);
+            }
+            sqlite3_reset(s);
+        }
+        store_reader_put(st, c);
+    }
+    free(ids);
+    if (got == 0) {
+        free(jobs);
         return rc;
     }
-    *out = a.jobs;
-    *n = a.n;
+    *out = jobs;
+    *n = got;
     return STORE_OK;
 }
 
-/* Inserts an event due now. Shared by step completion and expiry. */
 int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
-                        const char *type, const char *payload, int64_t now)
+                        const char *type, enum job_status status_after, int64_t now)
 {
-    sqlite3_stmt *s = conn_stmt(c, "INSERT INTO events(event_id, job_id, type, payload,"
+    sqlite3_stmt *s = conn_stmt(c, "INSERT INTO events(event_id, job_id, type, status_after,"
                                    " created_at, status, next_attempt_at)"
                                    " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)");
     if (!s)
@@ -400,7 +389,7 @@ int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id
     bind_text(s, 1, event_id);
     bind_text(s, 2, job_id);
     bind_text(s, 3, type);
-    bind_text(s, 4, payload);
+    sqlite3_bind_int(s, 4, (int)status_after);
     sqlite3_bind_int64(s, 5, now);
     int rc = sqlite3_step(s);
     return rc == SQLITE_DONE ? STORE_OK : sqlite_fail(c, "insert event", rc);
@@ -414,36 +403,40 @@ struct complete_args {
 static int step_apply(struct conn *c, const struct store_step_result *r, struct wtask *t)
 {
     bool inbound = r->step == JOB_STEP_INBOUND;
+    /* The claim was not written (see sqlite_stage_job), so the stored status
+     * is still pending for a job's first step. */
     const char *sql_in = "UPDATE jobs SET status = ?2, filtered_input = ?4, inbound_result = ?5,"
-                         " error = ?6, completed_at = ?7, lease_until = 0"
-                         " WHERE id = ?1 AND status = ?3";
+                         " error = ?6, completed_at = ?7, filtered_same = filtered_same | ?8"
+                         " WHERE id = ?1 AND status IN (0, ?3)";
     const char *sql_out = "UPDATE jobs SET status = ?2, filtered_output = ?4,"
                           " outbound_result = ?5, error = ?6, completed_at = ?7,"
-                          " lease_until = 0 WHERE id = ?1 AND status = ?3";
+                          " filtered_same = filtered_same | ?8 WHERE id = ?1 AND status IN (0, ?3)";
     sqlite3_stmt *s = conn_stmt(c, inbound ? sql_in : sql_out);
     if (!s)
         return STORE_IO;
     bind_text(s, 1, r->job_id);
     sqlite3_bind_int(s, 2, (int)r->to);
     sqlite3_bind_int(s, 3, (int)r->from);
-    bind_text(s, 4, r->filtered);
+    bind_text(s, 4, r->filtered_unchanged ? NULL : r->filtered);
     bind_text(s, 5, r->result_json);
     bind_text(s, 6, r->error_json);
     sqlite3_bind_int64(s, 7, job_status_terminal(r->to) ? r->now : 0);
+    sqlite3_bind_int(s, 8, r->filtered_unchanged ? (inbound ? 1 : 2) : 0);
     int rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
         return sqlite_fail(c, "complete step", rc);
     if (sqlite3_changes(c->db) == 0)
         return STORE_STATE; /* expired or taken over meanwhile */
     if (r->event_type) {
-        rc = sqlite_event_insert(c, r->event_id, r->job_id, r->event_type, r->event_payload,
-                                 r->now);
+        rc = sqlite_event_insert(c, r->event_id, r->job_id, r->event_type, r->to, r->now);
         if (rc != STORE_OK)
             return rc;
         t->wake_events = true;
     }
-    if (job_step_due(r->to, JOB_MODE_COMBINED) != JOB_STEP_NONE)
+    if (job_step_due(r->to, JOB_MODE_COMBINED) != JOB_STEP_NONE) {
+        sqlite_stage_job(c, r->job_id);
         t->wake_work = true;
+    }
     return STORE_OK;
 }
 
@@ -469,15 +462,19 @@ static int work_complete_fn(struct conn *c, struct wtask *t)
 int store_work_complete(struct store *st, const struct store_step_result *r, size_t n)
 {
     struct complete_args a = {r, n};
-    return store_write(st, work_complete_fn, &a);
+    int rc = store_write(st, work_complete_fn, &a);
+    if (rc != STORE_OK) {
+        /* Nothing was written: the jobs are still due. */
+        for (size_t i = 0; i < n; i++)
+            sqlite_requeue_jobs(st, &r[i].job_id, 1);
+    }
+    return rc;
 }
 
 /* ---- sweeper ------------------------------------------------------------ */
 
 struct sweep_args {
     int64_t now, retention_ms;
-    store_payload_fn make_payload;
-    void *ud;
     size_t expired, deleted;
 };
 
@@ -486,53 +483,41 @@ struct sweep_args {
 static int sweep_fn(struct conn *c, struct wtask *t)
 {
     struct sweep_args *a = t->arg;
-    sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs WHERE expires_at <= ?1"
+    sqlite3_stmt *s = conn_stmt(c, "SELECT id FROM jobs WHERE expires_at <= ?1"
                                    " AND status NOT IN (4, 5, 6) LIMIT ?2");
     if (!s)
         return STORE_IO;
     sqlite3_bind_int64(s, 1, a->now);
     sqlite3_bind_int(s, 2, SWEEP_BATCH);
-    struct job *jobs = calloc(SWEEP_BATCH, sizeof(*jobs));
-    if (!jobs)
+    char(*ids)[IDS_MAX_LEN] = malloc(SWEEP_BATCH * sizeof(*ids));
+    if (!ids) {
+        sqlite3_reset(s);
         return STORE_NOMEM;
-    size_t n = 0;
-    while (n < SWEEP_BATCH && sqlite3_step(s) == SQLITE_ROW) {
-        if (job_from_row(s, &jobs[n]) != STORE_OK)
-            break;
-        n++;
     }
+    size_t n = 0;
+    while (n < SWEEP_BATCH && sqlite3_step(s) == SQLITE_ROW)
+        snprintf(ids[n++], IDS_MAX_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
     sqlite3_reset(s);
     int rc = STORE_OK;
     for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-        sqlite3_stmt *u = conn_stmt(c, "UPDATE jobs SET status = 6, completed_at = ?2,"
-                                       " lease_until = 0 WHERE id = ?1");
-        if (!u) {
+        sqlite3_stmt *u = conn_stmt(c, "UPDATE jobs SET status = 6, completed_at = ?2"
+                                       " WHERE id = ?1");
+        char event_id[IDS_MAX_LEN];
+        if (!u || ids_new(event_id, sizeof(event_id), "msg_", a->now) != 0) {
             rc = STORE_IO;
             break;
         }
-        bind_text(u, 1, jobs[i].id);
+        bind_text(u, 1, ids[i]);
         sqlite3_bind_int64(u, 2, a->now);
         if (sqlite3_step(u) != SQLITE_DONE) {
             rc = sqlite_fail(c, "expire job", sqlite3_errcode(c->db));
             break;
         }
-        jobs[i].status = JOB_EXPIRED;
-        jobs[i].completed_at = a->now;
-        char event_id[IDS_MAX_LEN];
-        if (a->make_payload && ids_new(event_id, sizeof(event_id), "msg_", a->now) == 0) {
-            char *payload = a->make_payload(a->ud, &jobs[i], event_id, a->now);
-            if (payload) {
-                rc = sqlite_event_insert(c, event_id, jobs[i].id, JOB_EVENT_EXPIRED, payload,
-                                         a->now);
-                free(payload);
-                t->wake_events = true;
-            }
-        }
+        rc = sqlite_event_insert(c, event_id, ids[i], JOB_EVENT_EXPIRED, JOB_EXPIRED, a->now);
+        t->wake_events = true;
         a->expired++;
     }
-    for (size_t i = 0; i < n; i++)
-        job_clear(&jobs[i]);
-    free(jobs);
+    free(ids);
     if (rc != STORE_OK)
         return rc;
 
@@ -556,11 +541,10 @@ static int sweep_fn(struct conn *c, struct wtask *t)
     return STORE_OK;
 }
 
-int store_sweep(struct store *st, int64_t now, int64_t retention_ms, store_payload_fn make_payload,
-                void *ud, size_t *expired, size_t *deleted)
+int store_sweep(struct store *st, int64_t now, int64_t retention_ms, size_t *expired,
+                size_t *deleted)
 {
-    struct sweep_args a = {.now = now, .retention_ms = retention_ms,
-                           .make_payload = make_payload, .ud = ud};
+    struct sweep_args a = {.now = now, .retention_ms = retention_ms};
     int rc = store_write(st, sweep_fn, &a);
     if (expired)
         *expired = a.expired;

@@ -46,9 +46,11 @@ struct store *store_open(const char *url, const struct store_options *opts, char
 void store_close(struct store *st);
 
 /* Takes over the work of a previous run of this node after a crash or
- * restart: drops job leases and makes in-flight deliveries due again (their
- * outcome is unknown, so they are re-sent: delivery is at least once). Only
- * the server calls this, never the command-line tools. */
+ * restart: queues every job whose step is due and makes in-flight
+ * deliveries due again (their outcome is unknown, so they are re-sent:
+ * delivery is at least once). Only the server calls this, never the
+ * command-line tools. SQLite: also takes the database's server lock, and
+ * returns STORE_BUSY when another server holds it. */
 int store_recover(struct store *st, int64_t now);
 
 /* Cheap round trip to the backend, for /readyz. */
@@ -141,7 +143,10 @@ int store_job_submit_response(struct store *st, int64_t project_id, const char *
 
 /* Claims up to max jobs whose step is due, moving each to the status
  * job_status_on_claim gives and leasing it until now + lease_ms (a worker
- * that dies loses the lease and the job is claimed again). *out is an array
+ * that dies loses the lease and the job is claimed again). SQLite serves
+ * one process, so it hands due jobs over in memory and writes nothing here:
+ * the stored status stays pending until the step's result is written, and
+ * a crash is covered by store_recover. *out is an array
  * of n jobs owned by the caller (job_clear each, then free). */
 int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
                      struct job **out, size_t *n);
@@ -153,10 +158,10 @@ struct store_step_result {
     enum job_status to;           /* status after the step */
     enum job_step step;
     const char *filtered;         /* filtered text or NULL (blocked) */
+    bool filtered_unchanged;      /* filtered equals the step's input text */
     const char *result_json;      /* the direction's result object */
     const char *error_json;       /* for failed jobs, else NULL */
-    const char *event_type;       /* JOB_EVENT_* */
-    const char *event_payload;    /* the webhook body */
+    const char *event_type;       /* JOB_EVENT_*; its body is built from the job */
     const char *event_id;         /* "msg_…" */
     int64_t now;
 };
@@ -165,13 +170,10 @@ struct store_step_result {
  * status 'from' — e.g. expired meanwhile — is skipped). */
 int store_work_complete(struct store *st, const struct store_step_result *r, size_t n);
 
-/* Expires due jobs and deletes old ones. make_payload builds the
- * job.expired webhook body for a job (malloc'ed; NULL skips the event).
- * *expired / *deleted receive the counts. */
-typedef char *(*store_payload_fn)(void *ud, const struct job *j, const char *event_id,
-                                  int64_t now);
-int store_sweep(struct store *st, int64_t now, int64_t retention_ms, store_payload_fn make_payload,
-                void *ud, size_t *expired, size_t *deleted);
+/* Expires due jobs (each gets a job.expired event) and deletes jobs
+ * retention_ms after their expiry. *expired / *deleted receive the counts. */
+int store_sweep(struct store *st, int64_t now, int64_t retention_ms, size_t *expired,
+                size_t *deleted);
 
 /* ---- webhook events ----------------------------------------------------- */
 
@@ -191,7 +193,7 @@ struct store_delivery {
     char job_id[IDS_MAX_LEN];
     char *url;
     char *secret;         /* "whsec_…" */
-    char *payload;
+    char *payload;        /* the body, rebuilt from the job (job_event_body_for) */
     int attempts;         /* attempts made before this one */
 };
 

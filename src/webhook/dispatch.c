@@ -23,6 +23,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread.h"
 #include "util/metrics.h"
 #include "webhook/outcome.h"
 #include "webhook/sign.h"
@@ -466,7 +467,7 @@ static bool claim_and_start(struct webhook_dispatcher *d, size_t slots)
 static void *dispatcher_main(void *arg)
 {
     struct webhook_dispatcher *d = arg;
-    pthread_setname_np(pthread_self(), "webhook");
+    thread_set_background("webhook");
     bool want_claim = true; /* events may have been waiting before we started */
     int64_t next_claim_ns = 0;
 

@@ -396,11 +396,8 @@ static void make_job(struct env *e, const char *url, int n_events, char *job_id,
         assert_int_equal(store_work_claim(e->st, clock_now_ms(), 60000, 8, &claimed, &n), STORE_OK);
         assert_int_equal(n, 1);
         bool inbound = claimed[0].status == JOB_PROCESSING_INBOUND;
-        char event_id[IDS_MAX_LEN], payload[256];
+        char event_id[IDS_MAX_LEN];
         assert_int_equal(ids_new(event_id, sizeof(event_id), "msg_", clock_now_ms()), 0);
-        snprintf(payload, sizeof(payload),
-                 "{\"type\":\"%s\",\"timestamp\":\"x\",\"data\":{\"job_id\":\"%s\",\"k\":%d}}",
-                 inbound ? JOB_EVENT_INBOUND_COMPLETE : JOB_EVENT_OUTBOUND_COMPLETE, job_id, k);
         struct store_step_result r = {
             .job_id = job_id,
             .from = claimed[0].status,
@@ -410,7 +407,6 @@ static void make_job(struct env *e, const char *url, int n_events, char *job_id,
             .filtered = "f",
             .result_json = "{}",
             .event_type = inbound ? JOB_EVENT_INBOUND_COMPLETE : JOB_EVENT_OUTBOUND_COMPLETE,
-            .event_payload = payload,
             .event_id = event_id,
             .now = clock_now_ms(),
         };
