@@ -65,6 +65,31 @@ static bool webhook_url_or_reply(struct http_request *rq, const char *url, size_
     return true;
 }
 
+/* True when a string anywhere inside v holds a NUL character. */
+static bool json_has_nul(json_t *v)
+{
+    if (json_is_string(v))
+        return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (json_has_nul(e))
+                return true;
+        }
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e)
+        {
+            if (json_has_nul(e))
+                return true;
+        }
+    }
+    return false;
+}
+
 static bool metadata_or_reply(struct http_request *rq, json_t *body, char **out)
 {
     json_t *m = json_object_get(body, "metadata");
@@ -91,6 +116,11 @@ static bool metadata_or_reply(struct http_request *rq, json_t *body, char **out)
                              METADATA_MAX_KEY_BYTES);
             return false;
         }
+    }
+    if (json_has_nul(m)) {
+        http_reply_error(rq, 422, "validation_error", "metadata",
+                         "metadata must not contain strings with NUL characters");
+        return false;
     }
     char *text = json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text) {

@@ -214,10 +214,11 @@ static int redeliver_fn(struct conn *c, struct wtask *t)
     sqlite3_reset(s);
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "redeliver", rc);
-    /* Finished events go back to pending; events still waiting or in flight
-     * are already going to be sent. */
-    s = conn_stmt(c, "UPDATE events SET status = 0, next_attempt_at = ?2, lease_until = 0"
-                     " WHERE job_id = ?1 AND status IN (2, 4)");
+    /* Finished events go back to pending and waiting ones are due now; an
+     * event in flight is left alone (it is being sent already). */
+    s = conn_stmt(c, "UPDATE events SET status = CASE WHEN status IN (2, 4) THEN 0"
+                     " ELSE status END, next_attempt_at = ?2, lease_until = 0"
+                     " WHERE job_id = ?1 AND status IN (0, 2, 3, 4)");
     if (!s)
         return STORE_IO;
     bind_text(s, 1, a->job_id);

@@ -1,0 +1,460 @@
+/* The SQLite store, against a real database file in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "job/view.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/ids.h"
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct store *st;
+    int64_t project, other;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/collie-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+    char err[256];
+    f->st = store_open(f->path, NULL, err, sizeof(err));
+    if (!f->st)
+        return -1;
+    if (store_project_create(f->st, "a", &f->project) != STORE_OK ||
+        store_project_create(f->st, "b", &f->other) != STORE_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* A job of the given mode owned by the test (strings are literals, so the
+ * struct is never cleared). */
+static struct job make_job(int64_t project, enum job_mode mode, int64_t now)
+{
+    struct job j;
+    memset(&j, 0, sizeof(j));
+    ids_new(j.id, sizeof(j.id), "job_", now);
+    j.project_id = project;
+    j.status = JOB_PENDING;
+    j.mode = mode;
+    j.message = mode == JOB_MODE_LEGACY ? "legacy text" : NULL;
+    j.message_input = (mode == JOB_MODE_INPUT || mode == JOB_MODE_INPUT_ONLY ||
+                       mode == JOB_MODE_COMBINED)
+                          ? "input text"
+                          : NULL;
+    j.message_output = (mode == JOB_MODE_OUTPUT || mode == JOB_MODE_COMBINED) ? "output text"
+                                                                               : NULL;
+    j.webhook_url = "https://example.com/hook";
+    j.webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    j.metadata_json = "{\"k\":1}";
+    j.created_at = now;
+    j.expires_at = now + 3600 * 1000;
+    return j;
+}
+
+static void claim_one(struct store *st, struct job *out)
+{
+    struct job *jobs;
+    size_t n;
+    assert_int_equal(store_work_claim(st, clock_now_ms(), 60000, 1, &jobs, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    *out = jobs[0];
+    free(jobs);
+}
+
+static void complete(struct store *st, const struct job *j, enum job_status to, const char *filtered,
+                     bool unchanged)
+{
+    char event_id[IDS_MAX_LEN];
+    ids_new(event_id, sizeof(event_id), "msg_", clock_now_ms());
+    bool inbound = j->status == JOB_PROCESSING_INBOUND;
+    struct store_step_result r = {
+        .job_id = j->id,
+        .from = j->status,
+        .to = to,
+        .step = inbound ? JOB_STEP_INBOUND : JOB_STEP_OUTBOUND,
+        .filtered = filtered,
+        .filtered_unchanged = unchanged,
+        .result_json = "{\"decision\":\"pass\"}",
+        .event_type = inbound ? JOB_EVENT_INBOUND_COMPLETE : JOB_EVENT_OUTBOUND_COMPLETE,
+        .event_id = event_id,
+        .now = clock_now_ms(),
+    };
+    assert_int_equal(store_work_complete(st, &r, 1), STORE_OK);
+}
+
+static void test_projects_and_keys(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id;
+    assert_int_equal(store_project_create(f->st, "a", &id), STORE_CONSTRAINT);
+    assert_int_equal(store_project_find(f->st, "a", &id), STORE_OK);
+    assert_int_equal(id, f->project);
+    assert_int_equal(store_project_find(f->st, "nope", &id), STORE_NOTFOUND);
+
+    uint8_t hash[32];
+    ids_sha256("clai_secret", 11, hash);
+    assert_int_equal(store_key_create(f->st, f->project, hash, "clai_secr"), STORE_OK);
+    int64_t owner = 0;
+    assert_int_equal(store_key_lookup(f->st, hash, &owner), STORE_OK);
+    assert_int_equal(owner, f->project);
+    struct store_key_info *keys;
+    size_t n;
+    assert_int_equal(store_key_list(f->st, f->project, &keys, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0].prefix, "clai_secr");
+    free(keys);
+    assert_int_equal(store_key_revoke(f->st, f->project, "clai_secr"), STORE_OK);
+    assert_int_equal(store_key_lookup(f->st, hash, &owner), STORE_NOTFOUND);
+    assert_int_equal(store_key_revoke(f->st, f->project, "clai_secr"), STORE_NOTFOUND);
+}
+
+static void test_policy_versions(void **state)
+{
+    struct fixture *f = *state;
+    char *json;
+    int64_t v;
+    assert_int_equal(store_policy_get(f->st, f->project, &json, &v), STORE_OK);
+    assert_null(json);
+    assert_int_equal(v, 0);
+    assert_int_equal(store_policy_set(f->st, f->project, "{\"inbound\":[]}", &v), STORE_OK);
+    assert_int_equal(v, 1);
+    assert_int_equal(store_policy_set(f->st, f->project, "{\"outbound\":[]}", &v), STORE_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(store_policy_version(f->st, f->project, &v), STORE_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(store_policy_get(f->st, f->project, &json, &v), STORE_OK);
+    assert_string_equal(json, "{\"outbound\":[]}");
+    free(json);
+    assert_int_equal(store_policy_version(f->st, f->other, &v), STORE_OK);
+    assert_int_equal(v, 0);
+}
+
+static void test_job_round_trip_and_isolation(void **state)
+{
+    struct fixture *f = *state;
+    struct job j = make_job(f->project, JOB_MODE_COMBINED, clock_now_ms());
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    struct job got;
+    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_string_equal(got.id, j.id);
+    assert_int_equal(got.status, JOB_PENDING);
+    assert_int_equal(got.mode, JOB_MODE_COMBINED);
+    assert_string_equal(got.message_input, "input text");
+    assert_string_equal(got.message_output, "output text");
+    assert_string_equal(got.metadata_json, "{\"k\":1}");
+    assert_null(got.message);
+    assert_null(got.filtered_input);
+    assert_int_equal(got.completed_at, 0);
+    job_clear(&got);
+    assert_int_equal(store_job_get(f->st, f->other, j.id, &got), STORE_NOTFOUND);
+}
+
+static void test_idempotency_key(void **state)
+{
+    struct fixture *f = *state;
+    int64_t now = clock_now_ms();
+    struct job j = make_job(f->project, JOB_MODE_INPUT, now);
+    j.idempotency_key = "key-1";
+    j.request_hash = "abc";
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    struct job again = make_job(f->project, JOB_MODE_INPUT, now);
+    again.idempotency_key = "key-1";
+    again.request_hash = "abc";
+    assert_int_equal(store_job_create(f->st, &again), STORE_CONSTRAINT);
+    /* The failed create left nothing behind. */
+    struct job got;
+    assert_int_equal(store_job_get(f->st, f->project, again.id, &got), STORE_NOTFOUND);
+    /* The same key in another project is another key. */
+    again.project_id = f->other;
+    assert_int_equal(store_job_create(f->st, &again), STORE_OK);
+
+    assert_int_equal(store_job_find_idempotent(f->st, f->project, "key-1", now - 1000, &got),
+                     STORE_OK);
+    assert_string_equal(got.id, j.id);
+    assert_string_equal(got.request_hash, "abc");
+    job_clear(&got);
+    /* Outside the window it is not found. */
+    assert_int_equal(store_job_find_idempotent(f->st, f->project, "key-1", now + 1, &got),
+                     STORE_NOTFOUND);
+}
+
+static void test_list_newest_first_with_filters(void **state)
+{
+    struct fixture *f = *state;
+    char ids[5][IDS_MAX_LEN];
+    for (int i = 0; i < 5; i++) {
+        struct job j = make_job(f->project, i < 2 ? JOB_MODE_INPUT_ONLY : JOB_MODE_INPUT,
+                                clock_now_ms());
+        assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+        strcpy(ids[i], j.id);
+    }
+    struct store_job_summary *rows;
+    size_t n;
+    int64_t total;
+    assert_int_equal(store_job_list(f->st, f->project, 0, 0, 3, &rows, &n, &total), STORE_OK);
+    assert_int_equal(total, 5);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].id, ids[4]);
+    assert_string_equal(rows[2].id, ids[2]);
+    store_job_summaries_free(rows, n);
+    assert_int_equal(store_job_list(f->st, f->project, 0, 3, 3, &rows, &n, &total), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[1].id, ids[0]);
+    store_job_summaries_free(rows, n);
+
+    /* Run the two inbound_only jobs to completion, then filter. */
+    for (int k = 0; k < 5; k++) {
+        struct job c;
+        claim_one(f->st, &c);
+        complete(f->st, &c, job_status_after_inbound(c.mode, false), c.message_input, true);
+        job_clear(&c);
+    }
+    assert_int_equal(store_job_list(f->st, f->project, 1u << JOB_COMPLETED, 0, 10, &rows, &n,
+                                    &total),
+                     STORE_OK);
+    assert_int_equal(total, 2);
+    store_job_summaries_free(rows, n);
+    assert_int_equal(store_job_list(f->st, f->project, 1u << JOB_AWAITING_RESPONSE, 0, 10, &rows,
+                                    &n, &total),
+                     STORE_OK);
+    assert_int_equal(total, 3);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].metadata_json, "{\"k\":1}");
+    store_job_summaries_free(rows, n);
+    assert_int_equal(store_job_list(f->st, f->other, 0, 0, 10, &rows, &n, &total), STORE_OK);
+    assert_int_equal(total, 0);
+    store_job_summaries_free(rows, n);
+}
+
+static void test_combined_job_steps_and_event_order(void **state)
+{
+    struct fixture *f = *state;
+    struct job j = make_job(f->project, JOB_MODE_COMBINED, clock_now_ms());
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+
+    struct job c;
+    claim_one(f->st, &c);
+    assert_int_equal(c.status, JOB_PROCESSING_INBOUND);
+    complete(f->st, &c, JOB_PROCESSING_OUTBOUND, "input [REDACTED:X]", false);
+    job_clear(&c);
+    claim_one(f->st, &c);
+    assert_int_equal(c.status, JOB_PROCESSING_OUTBOUND);
+    assert_string_equal(c.filtered_input, "input [REDACTED:X]");
+    complete(f->st, &c, JOB_COMPLETED, "output text", true);
+    job_clear(&c);
+
+    struct job got;
+    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_int_equal(got.status, JOB_COMPLETED);
+    assert_true(got.completed_at > 0);
+    assert_string_equal(got.filtered_output, "output text"); /* stored once, read back */
+    job_clear(&got);
+
+    /* Two events, but only the first is deliverable until it is done. */
+    struct store_delivery *d;
+    size_t n;
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
+    assert_non_null(strstr(d[0].payload, "\"status\":\"processing_outbound\""));
+    assert_non_null(strstr(d[0].payload, "input [REDACTED:X]"));
+    int64_t seq = d[0].seq;
+    store_deliveries_free(d, n);
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 0);
+
+    struct store_attempt a = {.seq = seq, .started_at = clock_now_ms(), .duration_ms = 3,
+                              .status_code = 500, .next = DELIVERY_RETRYING,
+                              .next_attempt_at = clock_now_ms() + 3600000};
+    assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+    /* Retrying later: the second event still waits behind it. */
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    struct store_delivery_state ds;
+    assert_int_equal(store_delivery_state(f->st, j.id, &ds), STORE_OK);
+    free(ds.url);
+
+    /* Redelivery makes it due now. */
+    size_t count;
+    assert_int_equal(store_event_redeliver(f->st, f->project, j.id, clock_now_ms(), &count),
+                     STORE_OK);
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(d[0].seq, seq);
+    assert_int_equal(d[0].attempts, 1);
+    store_deliveries_free(d, n);
+    a.status_code = 200;
+    a.next = DELIVERY_DELIVERED;
+    assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(d[0].payload, JOB_EVENT_OUTBOUND_COMPLETE));
+    assert_non_null(strstr(d[0].payload, "\"filtered_content\":\"output text\""));
+    store_deliveries_free(d, n);
+    assert_int_equal(store_event_redeliver(f->st, f->other, j.id, clock_now_ms(), &count),
+                     STORE_NOTFOUND);
+}
+
+static void test_response_submission_states(void **state)
+{
+    struct fixture *f = *state;
+    struct job j = make_job(f->project, JOB_MODE_INPUT, clock_now_ms());
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    int64_t now = clock_now_ms();
+    assert_int_equal(store_job_submit_response(f->st, f->project, j.id, "r", now), STORE_STATE);
+    struct job c;
+    claim_one(f->st, &c);
+    complete(f->st, &c, JOB_AWAITING_RESPONSE, c.message_input, true);
+    job_clear(&c);
+    assert_int_equal(store_job_submit_response(f->st, f->other, j.id, "r", now), STORE_NOTFOUND);
+    assert_int_equal(store_job_submit_response(f->st, f->project, j.id, "llm says", now), STORE_OK);
+    assert_int_equal(store_job_submit_response(f->st, f->project, j.id, "again", now), STORE_STATE);
+    claim_one(f->st, &c);
+    assert_int_equal(c.status, JOB_PROCESSING_OUTBOUND);
+    assert_string_equal(c.message_output, "llm says");
+    job_clear(&c);
+}
+
+static void test_sweep_expires_and_deletes(void **state)
+{
+    struct fixture *f = *state;
+    int64_t now = clock_now_ms();
+    struct job j = make_job(f->project, JOB_MODE_INPUT, now - 10000);
+    j.expires_at = now - 5000;
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    /* Expired jobs are not handed to workers. */
+    struct job *jobs;
+    size_t n;
+    assert_int_equal(store_work_claim(f->st, now, 60000, 8, &jobs, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    size_t expired, deleted;
+    assert_int_equal(store_sweep(f->st, now, 3600000, &expired, &deleted), STORE_OK);
+    assert_int_equal(expired, 1);
+    assert_int_equal(deleted, 0);
+    struct job got;
+    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_int_equal(got.status, JOB_EXPIRED);
+    job_clear(&got);
+    struct store_delivery *d;
+    assert_int_equal(store_event_claim(f->st, now, 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(d[0].payload, JOB_EVENT_EXPIRED));
+    store_deliveries_free(d, n);
+    /* Retention: gone (with its events) once expiry is retention_ms old. */
+    assert_int_equal(store_sweep(f->st, now, 1000, &expired, &deleted), STORE_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_NOTFOUND);
+}
+
+static void test_recover_requeues_and_locks(void **state)
+{
+    struct fixture *f = *state;
+    struct job j = make_job(f->project, JOB_MODE_LEGACY, clock_now_ms());
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    /* A restart: the in-memory queue is gone with the process. */
+    store_close(f->st);
+    char err[256];
+    f->st = store_open(f->path, NULL, err, sizeof(err));
+    assert_non_null(f->st);
+    struct job *jobs;
+    size_t n;
+    assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, 8, &jobs, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_recover(f->st, clock_now_ms()), STORE_OK);
+    assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, 8, &jobs, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].id, j.id);
+    job_clear(&jobs[0]);
+    free(jobs);
+    /* A second server on the same file is refused. */
+    struct store *second = store_open(f->path, NULL, err, sizeof(err));
+    assert_non_null(second);
+    assert_int_equal(store_recover(second, clock_now_ms()), STORE_BUSY);
+    store_close(second);
+}
+
+struct writer_arg {
+    struct fixture *f;
+    atomic_int done;
+    atomic_int failed;
+};
+
+static void count_done(void *ud, int rc)
+{
+    struct writer_arg *a = ud;
+    if (rc != STORE_OK)
+        atomic_fetch_add(&a->failed, 1);
+    atomic_fetch_add(&a->done, 1);
+}
+
+static void test_async_creates_all_durable(void **state)
+{
+    struct fixture *f = *state;
+    struct writer_arg a = {.f = f};
+    enum { N = 500 };
+    for (int i = 0; i < N; i++) {
+        struct job j = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
+        assert_int_equal(store_job_create_async(f->st, &j, count_done, &a), STORE_OK);
+    }
+    while (atomic_load(&a.done) < N)
+        usleep(1000);
+    assert_int_equal(atomic_load(&a.failed), 0);
+    /* Reopen: every acknowledged job is there. */
+    store_close(f->st);
+    char err[256];
+    f->st = store_open(f->path, NULL, err, sizeof(err));
+    assert_non_null(f->st);
+    struct store_job_summary *rows;
+    size_t n;
+    int64_t total;
+    assert_int_equal(store_job_list(f->st, f->project, 0, 0, 1, &rows, &n, &total), STORE_OK);
+    assert_int_equal(total, N);
+    store_job_summaries_free(rows, n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_projects_and_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_round_trip_and_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_newest_first_with_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_combined_job_steps_and_event_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_submission_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_expires_and_deletes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_creates_all_durable, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
