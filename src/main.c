@@ -289,8 +289,13 @@ static void wake_events(void *ud)
 static int dev_bootstrap(struct store *st, const struct config *c, int port)
 {
     int64_t id;
-    if (store_project_find(st, "dev", &id) == STORE_OK)
+    if (store_project_find(st, "dev", &id) == STORE_OK) {
+        printf("Development project 'dev' exists (its key was printed on first start).\n"
+               "A new key: collie key create --project dev --database %s\n",
+               c->database);
+        fflush(stdout);
         return 0;
+    }
     char key[API_KEY_LEN + 1];
     if (store_project_create(st, "dev", &id) != STORE_OK || api_key_create(st, id, key) != STORE_OK)
         return -1;

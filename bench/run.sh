@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Reproducible benchmarks (make bench). Starts a real collie on a scratch
+# database, drives it with wrk and a Node client, and prints the figures
+# recorded in bench/README.md. Everything runs on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${COLLIE_BIN:-build/collie}
+PORT=${BENCH_PORT:-18090}
+HOOK_PORT=${BENCH_HOOK_PORT:-19901}
+DURATION=${BENCH_DURATION:-10}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+echo "== machine"
+echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "$(free -g | awk '/Mem:/ {print $2}') GiB RAM; disk under $WORK: $(df -h "$WORK" | awk 'NR==2 {print $1}')"
+
+if [ -x build/policy_bench ]; then
+  echo "== policy engine (one core)"
+  build/policy_bench
+fi
+
+start_server() {
+  "$BIN" project create bench --database "$WORK/bench.db" >/dev/null
+  KEY=$("$BIN" key create --project bench --database "$WORK/bench.db")
+  "$BIN" serve --dev --listen "127.0.0.1:$PORT" --database "$WORK/bench.db" --log-level warn \
+    >"$WORK/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server did not start"; cat "$WORK/server.log"; exit 1
+}
+
+stop_server() {
+  kill -TERM "$SERVER"; wait "$SERVER" || true
+  rm -f "$WORK"/bench.db*
+}
+
+echo "== job creation: wrk, 64 connections, ${DURATION}s, 1 KB message, synchronous=FULL commit before each 202"
+echo "   (default policy; filtering and webhook delivery to a local receiver run at the same time)"
+PORT=$HOOK_PORT node bench/receiver.mjs & RECEIVER=$!
+start_server
+COLLIE_KEY=$KEY WEBHOOK_URL="http://127.0.0.1:$HOOK_PORT/hook" \
+  wrk -t2 -c64 -d"${DURATION}s" -s bench/create.lua "http://127.0.0.1:$PORT/v1/jobs" | tail -3
+curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^collie_(jobs_created|store_commits|store_writes)_total'
+stop_server
+kill "$RECEIVER"; wait "$RECEIVER" 2>/dev/null || true
+
+echo "== end-to-end latency: POST -> signed webhook received (inbound_only jobs, default policy)"
+start_server
+node bench/latency.mjs "http://127.0.0.1:$PORT" "$KEY" 500 "$DURATION"
+stop_server
