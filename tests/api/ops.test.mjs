@@ -1,0 +1,158 @@
+// SPEC 3.7 (operations endpoints) and SPEC 8 (command line): dev-mode key on
+// first start, project/key creation before and while the server runs.
+
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+
+import { makeTemp, rmTemp, runCli, createProject, createKey, startServer, startCollie } from './lib/server.mjs';
+import { startReceiver } from './lib/receiver.mjs';
+import { Client, request } from './lib/client.mjs';
+import { waitUntil } from './lib/wait.mjs';
+
+let rx;
+const cleanups = [];
+
+before(async () => {
+  rx = await startReceiver();
+});
+
+after(async () => {
+  for (const f of cleanups.reverse()) await f();
+  if (rx) await rx.close();
+});
+
+describe('operations endpoints (no auth)', () => {
+  let env;
+
+  before(async () => {
+    env = await startCollie({ projects: ['ops'] });
+    cleanups.push(async () => {
+      if (!env.server.exited) await env.server.kill();
+    });
+  });
+
+  test('GET /healthz → 200', async () => {
+    const r = await request(env.server.url, 'GET', '/healthz');
+    assert.equal(r.status, 200, r.text);
+  });
+
+  test('GET /readyz → 200 (storage reachable)', async () => {
+    const r = await request(env.server.url, 'GET', '/readyz');
+    assert.equal(r.status, 200, r.text);
+  });
+
+  test('GET /metrics → 200 Prometheus text with # TYPE lines', async () => {
+    // Do some work first so that request/job counters exist.
+    const c = env.client('ops');
+    const job = await c.createJob({ message: 'metrics', webhook_url: rx.url(rx.path('metrics')) });
+    await c.waitDelivered(job.job_id);
+    const r = await request(env.server.url, 'GET', '/metrics');
+    assert.equal(r.status, 200, r.text);
+    assert.match(String(r.headers['content-type']), /^text\/plain/i, 'Prometheus text format content type');
+    assert.match(r.text, /^# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped)$/m);
+    // Every sample line is "name{labels} value".
+    for (const line of r.text.split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+]?([0-9.eE+-]+|NaN|Inf|\+Inf|-Inf)( \d+)?$/, `metric line: ${line}`);
+    }
+  });
+
+  test('operations endpoints ignore a bogus Authorization header', async () => {
+    for (const p of ['/healthz', '/readyz', '/metrics']) {
+      const r = await request(env.server.url, 'GET', p, { headers: { authorization: 'Bearer clai_nope' } });
+      assert.equal(r.status, 200, `${p}: ${r.status}`);
+    }
+  });
+
+  test('SIGTERM → exit 0', async () => {
+    await env.stop();
+  });
+});
+
+describe('command line', () => {
+  let dir;
+  let db;
+
+  before(() => {
+    dir = makeTemp();
+    db = path.join(dir, 'cli.db');
+    cleanups.push(async () => rmTemp(dir));
+  });
+
+  test('project create: exit 0; the same name again exits non-zero', () => {
+    const r1 = runCli(['project', 'create', 'acme', '--database', db]);
+    assert.equal(r1.code, 0, r1.stderr);
+    const r2 = runCli(['project', 'create', 'acme', '--database', db]);
+    assert.notEqual(r2.code, 0, 'duplicate project name must fail');
+    assert.ok((r2.stderr + r2.stdout).trim().length > 0, 'says why');
+  });
+
+  test('key create prints a clai_ key alone on stdout; keys are distinct', () => {
+    const k1 = createKey(db, 'acme');
+    const k2 = createKey(db, 'acme');
+    assert.notEqual(k1, k2);
+  });
+
+  test('key create for an unknown project exits non-zero and prints no key', () => {
+    const r = runCli(['key', 'create', '--project', 'nope', '--database', db]);
+    assert.notEqual(r.code, 0);
+    assert.ok(!/clai_/.test(r.stdout), 'no key printed');
+  });
+
+  test('keys created before and while the server runs both work', async () => {
+    const before = createKey(db, 'acme');
+    const s = await startServer({ db });
+    try {
+      let r = await new Client(s.url, before).get('/v1/jobs');
+      assert.equal(r.status, 200, r.text);
+
+      // New project and key while the server is running.
+      createProject(db, 'late');
+      const late = createKey(db, 'late');
+      r = await new Client(s.url, late).get('/v1/jobs');
+      assert.equal(r.status, 200, `key created while serving: ${r.text}`);
+      const cl = new Client(s.url, late);
+      const job = await cl.createJob({ message_input: 'late', inbound_only: true, webhook_url: rx.url(rx.path('late')) });
+      await cl.waitStatus(job.job_id, 'completed');
+      // … and it belongs to the new project only.
+      r = await new Client(s.url, before).get(`/v1/jobs/${job.job_id}`);
+      assert.equal(r.status, 404);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('dev mode first start', () => {
+  test('prints a working clai_ key on first start; the key still works after a restart', async () => {
+    const dir = makeTemp();
+    cleanups.push(async () => rmTemp(dir));
+    const db = path.join(dir, 'dev.db');
+    const s = await startServer({ db, dev: true });
+    let key;
+    try {
+      key = await waitUntil(() => (s.stdout.match(/clai_[A-Za-z0-9_\-]+/) || [])[0], {
+        timeoutMs: 20000,
+        what: 'a clai_ key on stdout',
+        describe: () => `stdout: ${s.stdout}\nstderr: ${s.stderr}`,
+      });
+      const c = new Client(s.url, key);
+      const r = await c.get('/v1/jobs');
+      assert.equal(r.status, 200, `dev key must work: ${r.text}`);
+      const job = await c.createJob({ message: 'dev key', webhook_url: rx.url(rx.path('dev')) });
+      await rx.waitEvents(job.job_id, 1);
+    } finally {
+      await s.stop();
+    }
+    const s2 = await startServer({ db, dev: true });
+    try {
+      const r = await new Client(s2.url, key).get('/v1/jobs');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.total, 1, 'the dev project keeps its job');
+      assert.ok(!s2.stdout.includes(key), 'the key is shown only once (hashes are stored, not keys)');
+    } finally {
+      await s2.stop();
+    }
+  });
+});

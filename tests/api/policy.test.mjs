@@ -1,0 +1,357 @@
+// SPEC 3.6 and 5 with custom policies: PUT/GET /v1/policy, an inbound block
+// ends the job (SPEC 3.2), legacy rules, policy versions, POST /v1/filter.
+
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { startCollie, createProject, createKey, runCli } from './lib/server.mjs';
+import { waitUntil } from './lib/wait.mjs';
+import { startReceiver } from './lib/receiver.mjs';
+import { Client, assertError } from './lib/client.mjs';
+import { assertEvent, assertResult, assertJobShape, assertDelivery } from './lib/spec.mjs';
+
+let env;
+let rx;
+let c;
+let hook;
+let version;
+
+const BLOCK_POLICY = {
+  inbound: [{ id: 'no-secret-word', type: 'keywords', action: 'block', keywords: ['forbidden'] }],
+  outbound: [],
+};
+
+before(async () => {
+  rx = await startReceiver();
+  hook = rx.url(rx.path('policy'));
+  env = await startCollie({ projects: ['p', 'q'] });
+  c = env.client('p');
+});
+
+after(async () => {
+  if (env && !env.server.exited) await env.server.kill();
+  if (rx) await rx.close();
+});
+
+async function putPolicy(doc, client = c) {
+  const r = await client.put('/v1/policy', doc);
+  assert.equal(r.status, 200, `PUT /v1/policy: ${r.status} ${r.text}`);
+  assert.ok(Number.isInteger(r.json.version) && r.json.version >= 1, `version in ${r.text}`);
+  return r.json.version;
+}
+
+async function inboundOnly(text) {
+  const created = await c.createJob({ message_input: text, inbound_only: true, webhook_url: hook });
+  const [rec] = await rx.waitEvents(created.job_id, 1);
+  return { created, ev: assertEvent(rec, { secret: created.webhook_secret, jobId: created.job_id, type: 'job.inbound_complete' }) };
+}
+
+describe('GET /v1/policy (default)', () => {
+  test('a project without a policy gets the default rules', async () => {
+    const r = await env.client('q').get('/v1/policy');
+    assert.equal(r.status, 200, r.text);
+    const doc = r.json.policy ?? r.json;
+    assert.ok(Array.isArray(doc.inbound) && Array.isArray(doc.outbound), r.text);
+    const kinds = (rules) => rules.map((x) => `${x.type}:${x.action}`).sort();
+    assert.deepEqual(kinds(doc.inbound), ['pii:redact', 'prompt_injection:flag', 'secrets:redact']);
+    assert.deepEqual(kinds(doc.outbound), ['pii:redact', 'secrets:redact']);
+    const inPii = doc.inbound.find((x) => x.type === 'pii');
+    assert.deepEqual([...inPii.entities].sort(), ['credit_card', 'us_ssn']);
+  });
+});
+
+describe('PUT /v1/policy', () => {
+  test('a valid policy → 200 with a version; GET returns it', async () => {
+    version = await putPolicy(BLOCK_POLICY);
+    const r = await c.get('/v1/policy');
+    assert.equal(r.status, 200, r.text);
+    const doc = r.json.policy ?? r.json;
+    assert.equal(doc.inbound.length, 1);
+    assert.equal(doc.inbound[0].id, 'no-secret-word');
+    assert.equal(doc.inbound[0].type, 'keywords');
+    assert.equal(doc.inbound[0].action, 'block');
+    assert.deepEqual(doc.inbound[0].keywords, ['forbidden']);
+    assert.deepEqual(doc.outbound, []);
+    if ('version' in r.json) assert.equal(r.json.version, version);
+  });
+
+  test('the policy is per project: q still has the default', async () => {
+    const r = await env.client('q').get('/v1/policy');
+    const doc = r.json.policy ?? r.json;
+    assert.equal(doc.inbound.length, 3);
+  });
+
+  const invalid = [
+    ['regex that does not compile', { inbound: [{ id: 'bad-regex', type: 'regex', action: 'block', pattern: 'abc(' }], outbound: [] }, 'bad-regex'],
+    ['regex with a backreference', { inbound: [{ id: 'backref', type: 'regex', action: 'block', pattern: '(a)\\1' }], outbound: [] }, 'backref'],
+    ['regex with lookahead', { inbound: [{ id: 'lookahead', type: 'regex', action: 'block', pattern: 'a(?=b)' }], outbound: [] }, 'lookahead'],
+    ['unknown rule type', { inbound: [{ id: 'weird', type: 'telepathy', action: 'block' }], outbound: [] }, 'weird'],
+    ['unknown action', { inbound: [{ id: 'act', type: 'keywords', action: 'explode', keywords: ['x'] }], outbound: [] }, 'act'],
+    ['keywords rule without keywords', { inbound: [{ id: 'nokw', type: 'keywords', action: 'block' }], outbound: [] }, 'nokw'],
+    ['unknown pii entity', { inbound: [{ id: 'pii-x', type: 'pii', action: 'redact', entities: ['shoe_size'] }], outbound: [] }, 'pii-x'],
+    ['prompt_injection threshold above 1', { inbound: [{ id: 'pi', type: 'prompt_injection', action: 'flag', threshold: 1.5 }], outbound: [] }, 'pi'],
+    ['length without max_chars', { outbound: [{ id: 'len', type: 'length', action: 'block' }], inbound: [] }, 'len'],
+    ['rules not an array', { inbound: { id: 'x' }, outbound: [] }, null],
+    ['policy not an object', [1, 2, 3], null],
+  ];
+  for (const [what, doc, ruleId] of invalid) {
+    test(`${what} → 422 naming the rule`, async () => {
+      const r = await c.put('/v1/policy', doc);
+      assert.ok(r.status === 422 || (ruleId === null && r.status === 400), `${what}: expected 422, got ${r.status}: ${r.text}`);
+      assertError(r, r.status);
+      if (ruleId) assert.ok(r.text.includes(ruleId), `the error must name rule ${ruleId}: ${r.text}`);
+    });
+  }
+
+  test('a regex error names the offset where it fails', async () => {
+    const r = await c.put('/v1/policy', { inbound: [{ id: 'offset-rule', type: 'regex', action: 'block', pattern: 'ok[a-' }], outbound: [] });
+    assertError(r, 422);
+    assert.match(r.json.error.message, /\d/, `message should carry the offset: ${r.text}`);
+  });
+
+  test('PUT with a body that is not JSON → 400 invalid_json', async () => {
+    assertError(await c.put('/v1/policy', '{"inbound": ['), 400, 'invalid_json');
+  });
+
+  test('a rejected PUT leaves the policy unchanged', async () => {
+    const r = await c.get('/v1/policy');
+    const doc = r.json.policy ?? r.json;
+    assert.equal(doc.inbound[0].id, 'no-secret-word');
+    const { ev } = await inboundOnly('a forbidden thing');
+    assert.equal(ev.data.result.policy_version, version);
+  });
+});
+
+describe('inbound block ends the job', () => {
+  test('message_input: inbound block → completed, filtered_content null, no outbound', async () => {
+    const text = 'this is the Forbidden topic';
+    const created = await c.createJob({ message_input: text, webhook_url: hook, metadata: { b: 1 } });
+    const [rec] = await rx.waitEvents(created.job_id, 1);
+    const ev = assertEvent(rec, { secret: created.webhook_secret, jobId: created.job_id, type: 'job.inbound_complete' });
+    assert.equal(ev.data.status, 'completed');
+    assert.equal(ev.data.direction, 'inbound');
+    assert.equal(ev.data.filtered_content, null, 'filtered text is null on block');
+    assert.deepEqual(ev.data.metadata, { b: 1 });
+    assertResult(ev.data.result, { decision: 'block', rulesEvaluated: 1, policyVersion: version });
+    const t = ev.data.result.rules_triggered;
+    assert.equal(t.length, 1);
+    assert.equal(t[0].rule_id, 'no-secret-word');
+    assert.equal(t[0].type, 'keywords');
+    assert.equal(t[0].action, 'block');
+    assert.deepEqual(t[0].matches.map((m) => [m.start, m.end]), [[text.indexOf('Forbidden'), text.indexOf('Forbidden') + 9]], 'case-insensitive by default');
+
+    const job = await c.waitDelivered(created.job_id);
+    assertJobShape(job);
+    assert.equal(job.status, 'completed');
+    assert.equal(job.filtered_input, null);
+    assert.equal(job.message_input, text);
+    assert.equal(job.outbound_result, null);
+    assert.equal(job.filtered_output, null);
+    assert.deepEqual(job.inbound_result, ev.data.result);
+    assertError(await c.respond(created.job_id, 'too late'), 400, 'invalid_job_state');
+    assert.equal(rx.eventsOf(created.job_id).length, 1);
+  });
+
+  test('message_input + message_output: inbound block → completed, no outbound event', async () => {
+    const created = await c.createJob({ message_input: 'forbidden', message_output: 'the reply', webhook_url: hook });
+    const [rec] = await rx.waitEvents(created.job_id, 1);
+    const ev = assertEvent(rec, { secret: created.webhook_secret, jobId: created.job_id, type: 'job.inbound_complete' });
+    assert.equal(ev.data.status, 'completed');
+    assert.equal(ev.data.result.decision, 'block');
+    const job = await c.waitDelivered(created.job_id);
+    assert.equal(job.status, 'completed');
+    assert.equal(job.outbound_result, null, 'no outbound filtering after a block');
+    assert.equal(job.filtered_output, null);
+    assertDelivery(job.webhook_delivery, { url: hook, status: 'delivered', attempts: 1 });
+    assert.deepEqual(rx.eventsOf(created.job_id).map((r) => r.json.type), ['job.inbound_complete']);
+  });
+
+  test('legacy message: block → completed with decision block', async () => {
+    const created = await c.createJob({ message: 'forbidden legacy', webhook_url: hook });
+    const [rec] = await rx.waitEvents(created.job_id, 1);
+    const ev = assertEvent(rec, { secret: created.webhook_secret, jobId: created.job_id, type: 'job.inbound_complete' });
+    assert.equal(ev.data.status, 'completed');
+    assert.equal(ev.data.result.decision, 'block');
+    assert.equal(ev.data.filtered_content, null);
+  });
+
+  test('whole_word (default true): "forbiddenness" does not match', async () => {
+    const { ev } = await inboundOnly('the forbiddenness of it');
+    assertResult(ev.data.result, { decision: 'pass', rulesEvaluated: 1 });
+    assert.equal(ev.data.filtered_content, 'the forbiddenness of it');
+  });
+
+  test('a job with a non-blocked input still awaits its response', async () => {
+    const created = await c.createJob({ message_input: 'harmless', webhook_url: hook });
+    const job = await c.waitStatus(created.job_id, 'awaiting_response');
+    assert.equal(job.inbound_result.decision, 'pass');
+    assert.equal(job.inbound_result.policy_version, version);
+  });
+});
+
+describe('rule types and actions', () => {
+  let v2;
+
+  before(async () => {
+    v2 = await putPolicy({
+      inbound: [
+        { id: 'ticket', type: 'regex', action: 'redact', pattern: 'TICKET-[0-9]+' },
+        { id: 'rude', type: 'keywords', action: 'flag', keywords: ['dumb', 'silly goose'] },
+        { id: 'Exact', type: 'keywords', action: 'block', keywords: ['CaseWord'], case_sensitive: true },
+        { id: 'inner', type: 'keywords', action: 'redact', keywords: ['cat'], whole_word: false },
+      ],
+      outbound: [{ id: 'short', type: 'length', action: 'block', max_chars: 10 }],
+    });
+  });
+
+  test('the new version is greater than the previous one', () => {
+    assert.ok(v2 > version, `${v2} > ${version}`);
+  });
+
+  test('regex redact uses the rule id in the marker; jobs record the new version', async () => {
+    const text = 'see TICKET-123 and TICKET-9';
+    const { ev } = await inboundOnly(text);
+    assertResult(ev.data.result, { decision: 'redact', rulesEvaluated: 4, policyVersion: v2 });
+    assert.equal(ev.data.filtered_content.replace(/\[REDACTED:ticket\]/gi, '<R>'), 'see <R> and <R>');
+    const m = ev.data.result.rules_triggered.find((t) => t.rule_id === 'ticket').matches;
+    assert.deepEqual(m.map((x) => [x.start, x.end]), [[4, 14], [19, 27]]);
+  });
+
+  test('flag keeps the text; phrases match', async () => {
+    const text = 'you silly goose';
+    const { ev } = await inboundOnly(text);
+    assertResult(ev.data.result, { decision: 'flag' });
+    assert.equal(ev.data.filtered_content, text);
+    assert.equal(ev.data.result.rules_triggered[0].rule_id, 'rude');
+  });
+
+  test('case_sensitive keywords', async () => {
+    assert.equal((await inboundOnly('caseword here')).ev.data.result.decision, 'pass');
+    assert.equal((await inboundOnly('CaseWord here')).ev.data.result.decision, 'block');
+  });
+
+  test('whole_word false matches inside words', async () => {
+    const { ev } = await inboundOnly('concatenate');
+    assert.equal(ev.data.result.decision, 'redact');
+    assert.match(ev.data.filtered_content, /^con\[REDACTED:inner\]enate$/i);
+  });
+
+  test('block beats redact and flag', async () => {
+    const { ev } = await inboundOnly('dumb TICKET-1 CaseWord');
+    assert.equal(ev.data.result.decision, 'block');
+    assert.equal(ev.data.filtered_content, null);
+    assert.deepEqual(ev.data.result.rules_triggered.map((t) => t.rule_id).sort(), ['Exact', 'rude', 'ticket']);
+  });
+
+  test('length rule blocks long outbound content (counted in characters)', async () => {
+    const long = await c.createJob({ message_output: 'éééééééééé€', webhook_url: hook }); // 11 chars
+    const short = await c.createJob({ message_output: 'éééééééééé', webhook_url: hook }); // 10 chars, 20 bytes
+    const [l] = await rx.waitEvents(long.job_id, 1);
+    const [s] = await rx.waitEvents(short.job_id, 1);
+    assert.equal(l.json.data.result.decision, 'block');
+    assert.equal(l.json.data.filtered_content, null);
+    assert.equal(s.json.data.result.decision, 'pass');
+    assert.equal(s.json.data.filtered_content, 'éééééééééé');
+  });
+});
+
+describe('legacy rules', () => {
+  test('a legacy list applies to message jobs; inbound rules to message_input', async () => {
+    const v3 = await putPolicy({
+      inbound: [{ id: 'in-word', type: 'keywords', action: 'block', keywords: ['inboundword'] }],
+      outbound: [],
+      legacy: [
+        { id: 'leg-word', type: 'keywords', action: 'block', keywords: ['legacyword'] },
+        { id: 'leg-flag', type: 'keywords', action: 'flag', keywords: ['meh'] },
+      ],
+    });
+    const cases = [
+      [{ message: 'a legacyword here' }, 'block', 2],
+      [{ message: 'an inboundword here' }, 'pass', 2],
+      [{ message_input: 'a legacyword here', inbound_only: true }, 'pass', 1],
+      [{ message_input: 'an inboundword here', inbound_only: true }, 'block', 1],
+    ];
+    for (const [fields, decision, count] of cases) {
+      const created = await c.createJob({ ...fields, webhook_url: hook });
+      const [rec] = await rx.waitEvents(created.job_id, 1);
+      assertResult(rec.json.data.result, { decision, rulesEvaluated: count, policyVersion: v3 });
+    }
+  });
+});
+
+describe('POST /v1/filter', () => {
+  test('evaluates synchronously with the current policy; no job is created', async () => {
+    await putPolicy(BLOCK_POLICY);
+    const before = (await c.get('/v1/jobs')).json.total;
+    const r = await c.post('/v1/filter', { direction: 'inbound', text: 'a forbidden word' });
+    assert.equal(r.status, 200, r.text);
+    const result = r.json.result ?? r.json;
+    assert.equal(result.decision, 'block', r.text);
+    assert.equal(result.rules_triggered[0].rule_id, 'no-secret-word');
+    const p = await c.post('/v1/filter', { direction: 'inbound', text: 'all fine' });
+    assert.equal(p.status, 200, p.text);
+    const pr = p.json.result ?? p.json;
+    assert.equal(pr.decision, 'pass');
+    assert.ok(JSON.stringify(p.json).includes('all fine'), `filtered text returned: ${p.text}`);
+    assert.equal((await c.get('/v1/jobs')).json.total, before, 'no job created');
+  });
+
+  test('the default policy redacts in the playground too', async () => {
+    const r = await env.client('q').post('/v1/filter', { direction: 'outbound', text: 'mail dave@example.com' });
+    assert.equal(r.status, 200, r.text);
+    const result = r.json.result ?? r.json;
+    assert.equal(result.decision, 'redact');
+    assert.ok(!r.text.includes('dave@example.com'), r.text);
+  });
+
+  test('bad direction or text → 422', async () => {
+    assertError(await c.post('/v1/filter', { direction: 'sideways', text: 'x' }), 422, 'validation_error', { field: 'direction' });
+    assertError(await c.post('/v1/filter', { direction: 'inbound' }), 422, 'validation_error', { field: 'text' });
+    assertError(await c.post('/v1/filter', { direction: 'inbound', text: 5 }), 422, 'validation_error', { field: 'text' });
+  });
+});
+
+describe('command line: collie policy get|set (SPEC 8)', () => {
+  test('policy set from a file reaches the running server; an API PUT is visible to policy get', async () => {
+    createProject(env.db, 'cli');
+    const key = createKey(env.db, 'cli');
+    const cc = new Client(env.server.url, key);
+    const file = path.join(env.dir, 'cli-policy.json');
+    fs.writeFileSync(file, JSON.stringify({ inbound: [{ id: 'cli-rule', type: 'keywords', action: 'block', keywords: ['clipolicyword'] }], outbound: [] }));
+    const set = runCli(['policy', 'set', '--project', 'cli', file, '--database', env.db]);
+    assert.equal(set.code, 0, `policy set: ${set.stderr}${set.stdout}`);
+
+    // The running server uses it (possibly after a short cache lifetime).
+    let last;
+    await waitUntil(async () => {
+      last = await cc.post('/v1/filter', { direction: 'inbound', text: 'say clipolicyword now' });
+      return (last.json?.result ?? last.json)?.decision === 'block';
+    }, { what: 'CLI policy in effect', describe: () => last?.text });
+    const g = await cc.get('/v1/policy');
+    assert.equal((g.json.policy ?? g.json).inbound[0].id, 'cli-rule');
+
+    const v = await putPolicy({ inbound: [{ id: 'api-rule', type: 'keywords', action: 'flag', keywords: ['apiword'] }], outbound: [] }, cc);
+    const get = runCli(['policy', 'get', '--project', 'cli', '--database', env.db]);
+    assert.equal(get.code, 0, get.stderr);
+    const doc = JSON.parse(get.stdout);
+    assert.equal((doc.policy ?? doc).inbound[0].id, 'api-rule', get.stdout);
+    if ('version' in doc) assert.equal(doc.version, v);
+  });
+
+  test('policy set with an invalid document exits non-zero and changes nothing', async () => {
+    const file = path.join(env.dir, 'bad-policy.json');
+    fs.writeFileSync(file, JSON.stringify({ inbound: [{ id: 'broken', type: 'regex', action: 'block', pattern: '(' }], outbound: [] }));
+    const set = runCli(['policy', 'set', '--project', 'cli', file, '--database', env.db]);
+    assert.notEqual(set.code, 0, 'invalid policy must be refused');
+    assert.ok((set.stderr + set.stdout).includes('broken'), `names the rule: ${set.stderr}${set.stdout}`);
+    const get = runCli(['policy', 'get', '--project', 'cli', '--database', env.db]);
+    assert.equal((JSON.parse(get.stdout).policy ?? JSON.parse(get.stdout)).inbound[0].id, 'api-rule');
+  });
+});
+
+test('SIGTERM → server exits 0', async () => {
+  await env.stop();
+});

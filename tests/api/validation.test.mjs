@@ -1,0 +1,416 @@
+// SPEC 3.1 / 3.4 / 3.5 / 3.8: every error status, its error.code and (for
+// 422) error.field; hostile inputs never produce a 5xx.
+
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startCollie } from './lib/server.mjs';
+import { startReceiver } from './lib/receiver.mjs';
+import { assertError, request } from './lib/client.mjs';
+import { assertCreated } from './lib/spec.mjs';
+
+const MAX_MESSAGE = 1024;
+const MAX_BODY = 64 * 1024;
+
+let env;
+let rx;
+let c;
+let hook;
+
+before(async () => {
+  rx = await startReceiver();
+  hook = rx.url(rx.path('validation'));
+  env = await startCollie({ projects: ['a'], maxBodyBytes: MAX_BODY, maxMessageBytes: MAX_MESSAGE });
+  c = env.client('a');
+});
+
+after(async () => {
+  if (env && !env.server.exited) await env.server.kill();
+  if (rx) await rx.close();
+});
+
+const post = (body, opts) => c.post('/v1/jobs', body, opts);
+const V = 'validation_error';
+
+async function expect422(body, field, what) {
+  const r = await post(body);
+  assertError(r, 422, V, { field });
+  return r;
+}
+
+async function assertAlive() {
+  const r = await request(env.server.url, 'GET', '/healthz');
+  assert.equal(r.status, 200, 'server still alive');
+}
+
+describe('POST /v1/jobs: message fields', () => {
+  test('message together with message_input → 400 invalid_request', async () => {
+    const r = await post({ message: 'a', message_input: 'b', webhook_url: hook });
+    assertError(r, 400, 'invalid_request');
+  });
+
+  test('message together with message_output → 400 invalid_request', async () => {
+    const r = await post({ message: 'a', message_output: 'b', webhook_url: hook });
+    assertError(r, 400, 'invalid_request');
+  });
+
+  test('no message field → 422', async () => {
+    const r = await post({ webhook_url: hook, metadata: { a: 1 } });
+    assertError(r, 422, V);
+  });
+
+  test('message over max_message_bytes → 422 naming the field', async () => {
+    await expect422({ message_input: 'x'.repeat(MAX_MESSAGE + 1), webhook_url: hook }, 'message_input');
+    await expect422({ message_output: 'x'.repeat(MAX_MESSAGE + 1), webhook_url: hook }, 'message_output');
+    await expect422({ message: 'x'.repeat(MAX_MESSAGE + 1), webhook_url: hook }, 'message');
+  });
+
+  test('the limit counts bytes, not characters', async () => {
+    // 513 × "é" = 513 characters but 1026 bytes.
+    await expect422({ message_input: 'é'.repeat(513), inbound_only: true, webhook_url: hook }, 'message_input');
+  });
+
+  test('a message of exactly max_message_bytes is accepted', async () => {
+    const r = await post({ message_input: 'y'.repeat(MAX_MESSAGE), inbound_only: true, webhook_url: hook });
+    assert.equal(r.status, 202, r.text);
+    assertCreated(r.json);
+  });
+
+  test('string containing NUL → 422 naming the field', async () => {
+    await expect422({ message_input: 'before\u0000after', webhook_url: hook }, 'message_input');
+    await expect422({ message: '\u0000', webhook_url: hook }, 'message');
+    await expect422({ message_output: 'abc\u0000', webhook_url: hook }, 'message_output');
+  });
+
+  test('NUL inside metadata → 422', async () => {
+    const r = await post({ message_input: 'hi', webhook_url: hook, metadata: { k: 'v\u0000' } });
+    assertError(r, 422, V);
+  });
+
+  test('empty message string is a message (202) or rejected as 422 — never 5xx', async () => {
+    const r = await post({ message_input: '', inbound_only: true, webhook_url: hook });
+    assert.ok(r.status === 202 || r.status === 422, `got ${r.status}: ${r.text}`);
+    if (r.status === 422) assertError(r, 422, V);
+  });
+});
+
+describe('POST /v1/jobs: webhook_url', () => {
+  test('missing → 422 webhook_url', () => expect422({ message_input: 'hi' }, 'webhook_url'));
+  test('not a URL → 422 webhook_url', () => expect422({ message_input: 'hi', webhook_url: 'not a url' }, 'webhook_url'));
+  test('relative URL → 422 webhook_url', () => expect422({ message_input: 'hi', webhook_url: '/hooks/x' }, 'webhook_url'));
+  test('ftp:// → 422 webhook_url', () => expect422({ message_input: 'hi', webhook_url: 'ftp://example.com/hook' }, 'webhook_url'));
+  test('over 2048 bytes → 422 webhook_url', () =>
+    expect422({ message_input: 'hi', webhook_url: `${hook}?pad=${'a'.repeat(2100)}` }, 'webhook_url'));
+  test('not a string → 422 webhook_url', () => expect422({ message_input: 'hi', webhook_url: 42 }, 'webhook_url'));
+  test('exactly 2048 bytes is accepted', async () => {
+    const base = `${hook}?pad=`;
+    const url = base + 'a'.repeat(2048 - base.length);
+    assert.equal(Buffer.byteLength(url), 2048);
+    const r = await post({ message_input: 'hi', inbound_only: true, webhook_url: url });
+    assert.equal(r.status, 202, r.text);
+  });
+});
+
+describe('POST /v1/jobs: metadata', () => {
+  test('not an object → 422 metadata', async () => {
+    await expect422({ message_input: 'hi', webhook_url: hook, metadata: 'str' }, 'metadata');
+    await expect422({ message_input: 'hi', webhook_url: hook, metadata: [1, 2] }, 'metadata');
+    await expect422({ message_input: 'hi', webhook_url: hook, metadata: 7 }, 'metadata');
+  });
+
+  test('over 50 keys → 422 metadata; 50 keys accepted', async () => {
+    const mk = (n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+    await expect422({ message_input: 'hi', webhook_url: hook, metadata: mk(51) }, 'metadata');
+    const r = await post({ message_input: 'hi', inbound_only: true, webhook_url: hook, metadata: mk(50) });
+    assert.equal(r.status, 202, r.text);
+  });
+
+  test('a key over 64 bytes → 422 metadata; 64 bytes accepted', async () => {
+    await expect422({ message_input: 'hi', webhook_url: hook, metadata: { ['k'.repeat(65)]: 1 } }, 'metadata');
+    // 33 × "é" = 66 bytes but 33 characters.
+    await expect422({ message_input: 'hi', webhook_url: hook, metadata: { ['é'.repeat(33)]: 1 } }, 'metadata');
+    const r = await post({ message_input: 'hi', inbound_only: true, webhook_url: hook, metadata: { ['k'.repeat(64)]: 1 } });
+    assert.equal(r.status, 202, r.text);
+  });
+
+  test('over 16 KiB serialized → 422 metadata', () =>
+    expect422({ message_input: 'hi', webhook_url: hook, metadata: { big: 'm'.repeat(17 * 1024) } }, 'metadata'));
+
+  test('null metadata is "no metadata" (202) or a 422 — never 5xx', async () => {
+    const r = await post({ message_input: 'hi', inbound_only: true, webhook_url: hook, metadata: null });
+    assert.ok(r.status === 202 || r.status === 422, `got ${r.status}: ${r.text}`);
+  });
+});
+
+describe('POST /v1/jobs: other fields', () => {
+  test('inbound_only with message_output → 422', async () => {
+    const r = await post({ message_input: 'a', message_output: 'b', inbound_only: true, webhook_url: hook });
+    assertError(r, 422, V, { field: ['inbound_only', 'message_output'] });
+  });
+
+  for (const [v, why] of [[59, 'below 60'], [604801, 'above 604800'], ['60', 'a string'], [1.5, 'not an integer'], [0, 'zero'], [-60, 'negative'], [true, 'a boolean']]) {
+    test(`expires_in_seconds ${JSON.stringify(v)} (${why}) → 422`, () =>
+      expect422({ message_input: 'hi', webhook_url: hook, expires_in_seconds: v }, 'expires_in_seconds'));
+  }
+
+  test('expires_in_seconds 60 and 604800 are accepted', async () => {
+    for (const v of [60, 604800]) {
+      const r = await post({ message_input: 'hi', inbound_only: true, webhook_url: hook, expires_in_seconds: v });
+      assert.equal(r.status, 202, `${v}: ${r.text}`);
+      const d = Date.parse(r.json.expires_at) - Date.parse(r.json.created_at);
+      assert.ok(Math.abs(d - v * 1000) <= 1000, `expires_at - created_at = ${v} s, got ${d} ms`);
+    }
+  });
+
+  test('wrong JSON types → 422 naming the field', async () => {
+    await expect422({ message: 5, webhook_url: hook }, 'message');
+    await expect422({ message_input: ['x'], webhook_url: hook }, 'message_input');
+    await expect422({ message_output: { a: 1 }, webhook_url: hook }, 'message_output');
+    await expect422({ message_input: 'hi', webhook_url: hook, inbound_only: 'yes' }, 'inbound_only');
+    await expect422({ message_input: 'hi', webhook_url: hook, inbound_only: 1 }, 'inbound_only');
+  });
+
+  test('unknown fields are ignored (202)', async () => {
+    const r = await post({ message_input: 'hi', inbound_only: true, webhook_url: hook, colour: 'blue', nested: { x: [1, 2] }, priority: 9 });
+    assert.equal(r.status, 202, r.text);
+    assertCreated(r.json);
+  });
+});
+
+describe('POST /v1/jobs: body and content type', () => {
+  test('body over max_body_bytes → 413 payload_too_large', async () => {
+    const body = JSON.stringify({ message_input: 'hi', webhook_url: hook, padding: 'p'.repeat(MAX_BODY + 100) });
+    const r = await post(body);
+    assertError(r, 413, 'payload_too_large');
+    await assertAlive();
+  });
+
+  test('body not JSON → 400 invalid_json', async () => {
+    assertError(await post('{"message_input": "hi", '), 400, 'invalid_json');
+    assertError(await post('hello'), 400, 'invalid_json');
+    assertError(await post('{"message_input":"hi","webhook_url":"x"} trailing'), 400, 'invalid_json');
+  });
+
+  test('empty body → 400', async () => {
+    const r = await post('');
+    assertError(r, 400);
+  });
+
+  test('invalid UTF-8 bytes in the body → 400', async () => {
+    const head = Buffer.from(`{"message_input":"bad `);
+    const tail = Buffer.from(`","inbound_only":true,"webhook_url":"${hook}"}`);
+    for (const bad of [[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xf8, 0x88, 0x80, 0x80, 0x80]]) {
+      const r = await post(Buffer.concat([head, Buffer.from(bad), tail]));
+      assertError(r, 400);
+    }
+  });
+
+  test('Content-Type text/plain → 415 unsupported_media_type', async () => {
+    const r = await post(JSON.stringify({ message_input: 'hi', webhook_url: hook }), { headers: { 'content-type': 'text/plain' } });
+    assertError(r, 415, 'unsupported_media_type');
+  });
+
+  test('Content-Type application/x-www-form-urlencoded → 415', async () => {
+    const r = await post('message_input=hi', { headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    assertError(r, 415, 'unsupported_media_type');
+  });
+
+  test('Content-Type application/json; charset=utf-8 is accepted', async () => {
+    const r = await post(JSON.stringify({ message_input: 'hi', inbound_only: true, webhook_url: hook }), {
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
+    assert.equal(r.status, 202, r.text);
+  });
+
+  test('a JSON array body → 4xx error body, not 5xx', async () => {
+    const r = await post(JSON.stringify([{ message_input: 'hi', webhook_url: hook }]));
+    assert.ok(r.status === 400 || r.status === 422, `got ${r.status}: ${r.text}`);
+    assertError(r, r.status);
+  });
+
+  test('JSON scalars as body → 4xx', async () => {
+    for (const b of ['null', '"string"', '42', 'true']) {
+      const r = await post(b);
+      assert.ok(r.status === 400 || r.status === 422, `${b}: got ${r.status}: ${r.text}`);
+      assertError(r, r.status);
+    }
+  });
+
+  test('deeply nested JSON → 4xx, server stays up', async () => {
+    const depth = 30000; // 60 KB: under max_body_bytes
+    const nestedArr = '['.repeat(depth) + ']'.repeat(depth);
+    let r = await post(nestedArr);
+    assert.ok(r.status >= 400 && r.status < 500, `nested arrays: got ${r.status}`);
+    assertError(r, r.status);
+    const nestedMeta = `{"message_input":"hi","webhook_url":"${hook}","metadata":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`;
+    r = await post(nestedMeta);
+    assert.ok(r.status === 400 || r.status === 422, `nested metadata: got ${r.status}: ${r.text.slice(0, 200)}`);
+    assertError(r, r.status);
+    await assertAlive();
+  });
+
+  test('huge numbers → 4xx, never 5xx', async () => {
+    const cases = [
+      `{"message_input":"hi","webhook_url":"${hook}","expires_in_seconds":1e400}`,
+      `{"message_input":"hi","webhook_url":"${hook}","expires_in_seconds":99999999999999999999999999999}`,
+      `{"message_input":"hi","webhook_url":"${hook}","expires_in_seconds":-99999999999999999999999999999}`,
+      `{"message_input":"hi","webhook_url":"${hook}","expires_in_seconds":9223372036854775807}`,
+      `{"message_input":"hi","webhook_url":"${hook}","metadata":{"n":1e400}}`,
+    ];
+    for (const b of cases) {
+      const r = await post(b);
+      assert.ok(r.status === 400 || r.status === 422, `${b.slice(-60)}: got ${r.status}: ${r.text}`);
+      assertError(r, r.status);
+    }
+    await assertAlive();
+  });
+
+  test('duplicate keys in the JSON object do not crash the server', async () => {
+    const r = await post(`{"message_input":"a","message_input":"b","inbound_only":true,"webhook_url":"${hook}"}`);
+    assert.ok(r.status < 500, `got ${r.status}: ${r.text}`);
+  });
+});
+
+describe('POST /v1/jobs/{id}/response', () => {
+  let awaiting;
+
+  before(async () => {
+    const created = await c.createJob({ message_input: 'a question', webhook_url: hook });
+    await c.waitStatus(created.job_id, 'awaiting_response');
+    awaiting = created.job_id;
+  });
+
+  test('missing response → 422 response', async () => {
+    const r = await c.post(`/v1/jobs/${awaiting}/response`, {});
+    assertError(r, 422, V, { field: 'response' });
+  });
+
+  test('non-string response → 422 response', async () => {
+    for (const v of [5, null, ['x'], { a: 1 }, true]) {
+      const r = await c.post(`/v1/jobs/${awaiting}/response`, { response: v });
+      assertError(r, 422, V, { field: 'response' });
+    }
+  });
+
+  test('response over max_message_bytes → 422 response', async () => {
+    const r = await c.respond(awaiting, 'r'.repeat(MAX_MESSAGE + 1));
+    assertError(r, 422, V, { field: 'response' });
+  });
+
+  test('response containing NUL → 422 response', async () => {
+    const r = await c.respond(awaiting, 'a\u0000b');
+    assertError(r, 422, V, { field: 'response' });
+  });
+
+  test('response body not JSON → 400 invalid_json', async () => {
+    const r = await c.post(`/v1/jobs/${awaiting}/response`, '{"response":');
+    assertError(r, 400, 'invalid_json');
+  });
+
+  test('response with Content-Type text/plain → 415', async () => {
+    const r = await c.post(`/v1/jobs/${awaiting}/response`, JSON.stringify({ response: 'x' }), { headers: { 'content-type': 'text/plain' } });
+    assertError(r, 415, 'unsupported_media_type');
+  });
+
+  test('the job is still awaiting_response after the rejected submissions', async () => {
+    const job = await c.getJob(awaiting);
+    assert.equal(job.status, 'awaiting_response');
+    assert.equal(job.message_output, null);
+  });
+
+  test('second submission → 400 invalid_job_state', async () => {
+    const r1 = await c.respond(awaiting, 'first answer');
+    assert.equal(r1.status, 202, r1.text);
+    assert.deepEqual(r1.json, { job_id: awaiting, status: 'processing_outbound' });
+    const r2 = await c.respond(awaiting, 'second answer');
+    assertError(r2, 400, 'invalid_job_state');
+    const job = await c.waitStatus(awaiting, 'completed');
+    assert.equal(job.message_output, 'first answer', 'the first response is kept');
+  });
+
+  test('inbound_only job → 400 invalid_job_state', async () => {
+    const created = await c.createJob({ message_input: 'x', inbound_only: true, webhook_url: hook });
+    assertError(await c.respond(created.job_id, 'y'), 400, 'invalid_job_state');
+    await c.waitStatus(created.job_id, 'completed');
+    assertError(await c.respond(created.job_id, 'y'), 400, 'invalid_job_state');
+  });
+
+  test('message_output job → 400 invalid_job_state', async () => {
+    const created = await c.createJob({ message_output: 'x', webhook_url: hook });
+    assertError(await c.respond(created.job_id, 'y'), 400, 'invalid_job_state');
+  });
+
+  test('legacy message job → 400 invalid_job_state', async () => {
+    const created = await c.createJob({ message: 'x', webhook_url: hook });
+    await c.waitStatus(created.job_id, 'completed');
+    assertError(await c.respond(created.job_id, 'y'), 400, 'invalid_job_state');
+  });
+
+  test('unknown job → 404 not_found', async () => {
+    assertError(await c.respond('job_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'y'), 404, 'not_found');
+    assertError(await c.respond('nonsense', 'y'), 404, 'not_found');
+  });
+});
+
+describe('GET /v1/jobs/{id}', () => {
+  test('unknown job → 404 not_found', async () => {
+    assertError(await c.get('/v1/jobs/job_01ARZ3NDEKTSV4RRFFQ69G5FAV'), 404, 'not_found');
+    assertError(await c.get('/v1/jobs/not-a-job-id'), 404, 'not_found');
+    assertError(await c.get(`/v1/jobs/${'j'.repeat(5000)}`), 404, 'not_found');
+  });
+});
+
+describe('GET /v1/jobs query validation', () => {
+  for (const q of ['page=0', 'page=-1', 'page=abc', 'page=1.5', 'page=', 'page_size=0', 'page_size=101', 'page_size=abc', 'page_size=-5', 'status_filter=bogus', 'status_filter=COMPLETED', 'page=99999999999999999999999']) {
+    test(`?${q} → 422`, async () => {
+      const r = await c.get(`/v1/jobs?${q}`);
+      assertError(r, 422, V);
+    });
+  }
+
+  test('valid boundaries are accepted: page_size=1, page_size=100', async () => {
+    for (const q of ['page_size=1', 'page_size=100', 'page=1', 'status_filter=processing', 'status_filter=completed']) {
+      const r = await c.get(`/v1/jobs?${q}`);
+      assert.equal(r.status, 200, `${q}: ${r.text}`);
+    }
+  });
+});
+
+describe('routing', () => {
+  test('unknown route → 404 not_found', async () => {
+    assertError(await c.get('/v1/nothing-here'), 404, 'not_found');
+    assertError(await c.get('/nothing-here'), 404, 'not_found');
+    assertError(await c.post('/v1/jobs/job_x/nothing', {}), 404, 'not_found');
+  });
+
+  test('wrong method → 405 method_not_allowed with Allow', async () => {
+    let r = await c.req('DELETE', '/v1/jobs');
+    assertError(r, 405, 'method_not_allowed');
+    const allow = String(r.headers.allow || '').toUpperCase();
+    assert.ok(allow.includes('GET') && allow.includes('POST'), `Allow for /v1/jobs must list GET and POST, got ${JSON.stringify(r.headers.allow)}`);
+    assert.ok(!allow.includes('DELETE'), 'Allow must not list DELETE');
+
+    r = await c.req('PUT', '/v1/jobs', { body: {} });
+    assertError(r, 405, 'method_not_allowed');
+    assert.ok(r.headers.allow, 'Allow header');
+
+    r = await c.req('GET', '/v1/jobs/job_01ARZ3NDEKTSV4RRFFQ69G5FAV/response');
+    assertError(r, 405, 'method_not_allowed');
+    assert.ok(String(r.headers.allow || '').toUpperCase().includes('POST'), `Allow for …/response must list POST: ${r.headers.allow}`);
+
+    r = await c.req('POST', '/healthz', { body: {} });
+    assert.equal(r.status, 405, `POST /healthz: ${r.text}`);
+    assert.ok(String(r.headers.allow || '').toUpperCase().includes('GET'), `Allow for /healthz: ${r.headers.allow}`);
+  });
+
+  test('errors are JSON with a non-empty message (spot check of content type)', async () => {
+    const r = await c.get('/v1/nothing-here');
+    assert.match(String(r.headers['content-type']), /^application\/json/i);
+  });
+
+  test('the server is still healthy after all hostile input', assertAlive);
+});
+
+test('SIGTERM → server exits 0', async () => {
+  await env.stop();
+});
