@@ -8,7 +8,14 @@
  * pool, so consecutive events to the same receiver reuse a connection. The
  * event is never held in memory beyond starting its attempt: curl copies the
  * URL and the body (CURLOPT_COPYPOSTFIELDS), and the outcome needs only the
- * store's sequence number. */
+ * store's sequence number.
+ *
+ * Address policy (SSRF), when targets are not allowed to be private: a URL
+ * whose host is a literal refused address fails at once, without a request.
+ * A host name is resolved by curl as usual, and every address curl is about
+ * to connect to passes through on_open_socket, which refuses it there (see
+ * the comment on that function for why this is "connecting to the address
+ * that was checked"). */
 #include "webhook/dispatch.h"
 
 #include <inttypes.h>
@@ -19,12 +26,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sys/socket.h>
+
 #include <curl/curl.h>
 
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/thread.h"
 #include "util/metrics.h"
+#include "webhook/address.h"
 #include "webhook/outcome.h"
 #include "webhook/sign.h"
 
@@ -42,7 +52,7 @@
 /* Per receiver host: enough parallelism for a busy receiver, few enough not
  * to flood a small one. Further attempts queue inside curl. */
 #define HOST_CONNECTIONS 64L
-#define ERR_LEN 256
+#define ERR_LEN 512
 #define USER_AGENT_HEADER "user-agent: Collie-Webhooks/1"
 #define NS_PER_MS INT64_C(1000000)
 #define TIMEOUT_MAX_MS (INT64_C(3600) * 1000)
@@ -62,6 +72,11 @@ struct xfer {
     int64_t deadline_ns;
     size_t received; /* response body bytes read */
     bool capped;     /* the body went past max_response_bytes; we stopped reading */
+    /* Set by on_open_socket: the first address refused, how many were, and
+     * how many sockets were opened to allowed addresses. */
+    char refused[WEBHOOK_ADDR_REASON_LEN];
+    int n_refused;
+    int n_opened;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -100,6 +115,7 @@ void webhook_options_default(struct webhook_options *o)
     o->max_response_bytes = 64 * 1024;
     o->jitter_pct = 20;
     o->allow_private = false;
+    o->addr_check = NULL; /* webhook_addr_check */
 }
 
 /* ---- finished attempts ---------------------------------------------------- */
@@ -238,25 +254,80 @@ static void refuse(struct webhook_dispatcher *d, const struct store_delivery *dl
     finished_outcome(d, f, dl->event_id, dl->attempts + 1, 0, 0, true);
 }
 
-/* Returns NULL when the URL is acceptable, else the reason to refuse it. */
-static const char *check_url(const struct webhook_dispatcher *d, const char *url)
+/* Returns true when the URL may be attempted, else false with the reason
+ * in why. Without allow_private this also refuses a host that is a literal
+ * refused address: no DNS answer can change it, so it fails at once (the
+ * same rule the API applies with a 422 at create time). Host names, and
+ * "localhost", are left to on_open_socket. */
+static bool check_url(const struct webhook_dispatcher *d, const char *url, char *why, size_t cap)
 {
-    const char *why = NULL;
-    char *scheme = NULL;
+    bool ok = false;
+    char *scheme = NULL, *host = NULL;
     CURLU *u = curl_url();
     if (!u)
-        return NULL; /* out of memory: let curl judge the URL itself */
+        return true; /* out of memory: curl and on_open_socket still judge it */
     if (!url || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
-        why = "refused: the webhook URL is not a valid absolute URL";
-    else if (strcasecmp(scheme, "https") != 0 &&
-             !(d->o.allow_private && strcasecmp(scheme, "http") == 0))
-        why = d->o.allow_private ? "refused: the webhook URL must use http or https"
-                                 : "refused: the webhook URL must use https (http:// is allowed "
-                                   "only when insecure webhooks are enabled, e.g. dev mode)";
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        snprintf(why, cap, "refused: the webhook URL is not a valid absolute URL");
+        goto done;
+    }
+    if (strcasecmp(scheme, "https") != 0 &&
+        !(d->o.allow_private && strcasecmp(scheme, "http") == 0)) {
+        snprintf(why, cap, "%s",
+                 d->o.allow_private ? "refused: the webhook URL must use http or https"
+                                    : "refused: the webhook URL must use https (http:// is "
+                                      "allowed only when insecure webhooks are enabled, e.g. "
+                                      "dev mode)");
+        goto done;
+    }
+    struct sockaddr_storage ss;
+    size_t len;
+    char reason[WEBHOOK_ADDR_REASON_LEN];
+    if (!d->o.allow_private && webhook_host_literal(host, &ss, &len) &&
+        d->o.addr_check((const struct sockaddr *)&ss, len, reason, sizeof(reason)) != 0) {
+        snprintf(why, cap, "refused: %s", reason);
+        goto done;
+    }
+    ok = true;
+done:
+    curl_free(host);
     curl_free(scheme);
     curl_url_cleanup(u);
-    return why;
+    return ok;
+}
+
+/* curl calls this instead of socket(2) for every connection it opens, with
+ * the very address the socket is about to connect to — after its own
+ * resolution, for each address it tries (happy eyeballs included). So the
+ * address checked here *is* the address connected to: a DNS answer that
+ * changes between a check and the connect (rebinding) has nothing to slip
+ * through, which is what pinning a checked lookup with CURLOPT_RESOLVE would
+ * give, without a blocking lookup on this thread (curl keeps resolving
+ * asynchronously). Refusing returns CURL_SOCKET_BAD: curl moves on to the
+ * host's next address, or ends the attempt with CURLE_COULDNT_CONNECT.
+ *
+ * Reused connections do not come through here, and need not: curl reuses a
+ * pooled connection only for the same scheme, host and port, it was
+ * checked when it was opened, and every handle of this dispatcher runs
+ * under the same policy (proxies are off, so the peer is the receiver). */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct xfer *x = ud;
+    char why[WEBHOOK_ADDR_REASON_LEN];
+    int rc = -1;
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        rc = x->d->o.addr_check(&addr->addr, addr->addrlen, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "curl asked for a socket of unexpected purpose %d",
+                 (int)purpose);
+    if (rc != 0) {
+        if (x->n_refused++ == 0)
+            snprintf(x->refused, sizeof(x->refused), "%s", why);
+        return CURL_SOCKET_BAD;
+    }
+    x->n_opened++;
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
 /* Builds and starts one attempt. Returns 0, or -1 when it could not be
@@ -271,8 +342,8 @@ static int xfer_start(struct webhook_dispatcher *d, const struct store_delivery 
     int64_t now = clock_now_ms();
     int64_t ts = now / 1000;
 
-    const char *why = check_url(d, dl->url);
-    if (why) {
+    char why[ERR_LEN];
+    if (!check_url(d, dl->url, why, sizeof(why))) {
         refuse(d, dl, why);
         return 0;
     }
@@ -327,9 +398,13 @@ static int xfer_start(struct webhook_dispatcher *d, const struct store_delivery 
                             d->o.allow_private ? "http,https" : "https") != CURLE_OK;
     /* A redirect is a failed attempt, never a hop to somewhere else. */
     bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    /* No proxy from the environment: deliveries go where the URL says
-     * (and, later, to the address the SSRF check approved). */
+    /* No proxy from the environment: deliveries go where the URL says, and
+     * the peer on_open_socket checks is the receiver, not a proxy. */
     bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
+    if (!d->o.allow_private) {
+        bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x) != CURLE_OK;
+    }
     bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, dl->payload ? dl->payload : "") != CURLE_OK;
@@ -366,6 +441,23 @@ fail:
     return -1;
 }
 
+/* The attempt error when on_open_socket refused an address and no
+ * connection came about. A refusal is an ordinary failed attempt and is
+ * retried per the schedule: the host's DNS may be corrected (see
+ * docs/webhooks.md). */
+static void refused_error(const struct xfer *x, char *out, size_t cap)
+{
+    char more[64] = "", also[CURL_ERROR_SIZE + 48] = "";
+    if (x->n_refused > 1)
+        snprintf(more, sizeof(more), " (and %d more address%s refused)", x->n_refused - 1,
+                 x->n_refused > 2 ? "es" : "");
+    if (x->n_opened > 0)
+        snprintf(also, sizeof(also), "; the allowed addresses failed: %s",
+                 x->errbuf[0] ? x->errbuf : "could not connect");
+    snprintf(out, cap, "refused: webhook host resolves to a forbidden address: %s%s%s", x->refused,
+             more, also);
+}
+
 /* Turns a finished (or timed-out) transfer into a finished attempt and frees
  * it. own_error overrides curl's message (our own deadline). */
 static void xfer_finish(struct webhook_dispatcher *d, struct xfer *x, CURLcode res,
@@ -393,6 +485,8 @@ static void xfer_finish(struct webhook_dispatcher *d, struct xfer *x, CURLcode r
     f->a.status_code = (int)code;
     if (own_error)
         snprintf(f->error, sizeof(f->error), "%s", own_error);
+    else if (!responded && x->n_refused > 0 && res == CURLE_COULDNT_CONNECT)
+        refused_error(x, f->error, sizeof(f->error));
     else if (!responded)
         snprintf(f->error, sizeof(f->error), "%s",
                  x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));
@@ -556,6 +650,8 @@ struct webhook_dispatcher *webhook_dispatcher_start(struct store *st,
         d->o.jitter_pct = 0;
     if (d->o.jitter_pct > 100)
         d->o.jitter_pct = 100;
+    if (!d->o.addr_check)
+        d->o.addr_check = webhook_addr_check;
     d->lease_ms = d->o.timeout_ms + DEADLINE_GRACE_MS + LEASE_GRACE_MS;
     atomic_init(&d->stop, false);
     atomic_init(&d->wake, false);

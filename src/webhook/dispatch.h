@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "store/store.h"
 #include "webhook/schedule.h"
 
@@ -23,11 +25,22 @@ struct webhook_options {
     size_t max_response_bytes; /* response body bytes read (default 64 KiB) */
     int jitter_pct;            /* ± percent applied to retry delays (default 20) */
     bool allow_private;        /* allow loopback/private targets (dev mode) */
+    /* The connect-time address policy used when !allow_private; NULL (the
+     * default) means webhook_addr_check. Same contract as that function.
+     * A seam for tests, which have no public address to deliver to. */
+    int (*addr_check)(const struct sockaddr *sa, size_t len, char *reason, size_t cap);
 };
-/* Without allow_private, only https:// URLs are delivered to; any other
- * scheme is refused at delivery (the attempt is recorded with the reason and
- * the event fails). With it, http:// is allowed too. The address policy
- * (refusing private/loopback/metadata targets) is not enforced yet. */
+/* Without allow_private:
+ *  - only https:// URLs are delivered to; any other scheme is refused
+ *    without a request (the attempt is recorded with the reason and the
+ *    event fails for good);
+ *  - a URL whose host is a literal address that webhook/address.h refuses
+ *    fails the same way, at once;
+ *  - every address curl connects to, whatever a host name resolved to, is
+ *    checked at the socket (webhook_addr_check); a refused one is never
+ *    connected to, and the attempt fails with "refused: webhook host
+ *    resolves to a forbidden address: …" and is retried per the schedule.
+ * With allow_private, http:// and every address are allowed. */
 
 /* Fills o with the defaults above and the default schedule. */
 void webhook_options_default(struct webhook_options *o);

@@ -22,11 +22,13 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <sqlite3.h>
 
 #include "job/job.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/ids.h"
+#include "webhook/address.h"
 #include "webhook/dispatch.h"
 #include "webhook/sign.h"
 
@@ -310,8 +312,11 @@ static void on_events_due(void *ud)
     pthread_mutex_unlock(&e->hook_mu);
 }
 
-static struct env *env_start(const struct plan *plans, size_t nplans, const char *schedule,
-                             bool allow_private, int64_t timeout_ms, size_t max_response)
+typedef int (*addr_check_fn)(const struct sockaddr *, size_t, char *, size_t);
+
+static struct env *env_start_checked(const struct plan *plans, size_t nplans, const char *schedule,
+                                     bool allow_private, int64_t timeout_ms, size_t max_response,
+                                     addr_check_fn check)
 {
     struct env *e = calloc(1, sizeof(*e));
     assert_non_null(e);
@@ -333,11 +338,19 @@ static struct env *env_start(const struct plan *plans, size_t nplans, const char
     o.allow_private = allow_private;
     o.timeout_ms = timeout_ms;
     o.max_response_bytes = max_response;
+    o.addr_check = check;
     e->d = webhook_dispatcher_start(e->st, &o);
     assert_non_null(e->d);
     e->hook_target = e->d;
     store_set_wakeups(e->st, NULL, on_events_due, e);
     return e;
+}
+
+static struct env *env_start(const struct plan *plans, size_t nplans, const char *schedule,
+                             bool allow_private, int64_t timeout_ms, size_t max_response)
+{
+    return env_start_checked(plans, nplans, schedule, allow_private, timeout_ms, max_response,
+                             NULL);
 }
 
 /* Detaches the wake hook, then stops the dispatcher: the order main.c must
@@ -441,6 +454,40 @@ static struct store_delivery_state wait_state(struct env *e, const char *job_id,
 static void url_for(struct env *e, const char *path, char *out)
 {
     snprintf(out, 256, "http://127.0.0.1:%d%s", e->rx->port, path);
+}
+
+#define ATTEMPT_ERR_MAX 512
+
+/* Reads the recorded attempt errors of the job's events, oldest first,
+ * straight from the database (the store has no reader for them). */
+static size_t attempt_errors(struct env *e, const char *job_id, char out[][ATTEMPT_ERR_MAX],
+                             size_t cap)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    size_t n = 0;
+    assert_int_equal(sqlite3_open_v2(e->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT coalesce(a.error, '') FROM attempts a JOIN events "
+                                        "ev ON ev.seq = a.event_seq WHERE ev.job_id = ?1 "
+                                        "ORDER BY a.id",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(q, 1, job_id, -1, SQLITE_STATIC);
+    while (n < cap && sqlite3_step(q) == SQLITE_ROW)
+        snprintf(out[n++], ATTEMPT_ERR_MAX, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+static size_t rx_connections(struct rx *r)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->nconns;
+    pthread_mutex_unlock(&r->mu);
+    return n;
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -597,6 +644,123 @@ static void test_https_only_without_allow_private(void **state)
     env_stop(e);
 }
 
+static void test_refuses_literal_private_targets(void **state)
+{
+    (void)state;
+    /* Literal refused hosts fail at once: no DNS answer can change them. */
+    struct env *e = env_start(NULL, 0, "20ms,20ms", false, 2000, 65536);
+    const struct {
+        const char *fmt;
+        const char *reason;
+    } cases[] = {
+        {"https://127.0.0.1:%d/lit", "refused: 127.0.0.1 is a loopback address"},
+        {"https://2130706433:%d/dec", "refused: 127.0.0.1 is a loopback address"},
+        {"https://[::ffff:127.0.0.1]:%d/mapped",
+         "refused: ::ffff:127.0.0.1 is an IPv4-mapped form of 127.0.0.1, a loopback address"},
+        {"https://169.254.169.254:%d/latest/meta-data",
+         "refused: 169.254.169.254 is a cloud metadata address"},
+        {"https://[::1]:%d/v6", "refused: ::1 is a loopback address"},
+    };
+    enum { NC = sizeof(cases) / sizeof(cases[0]) };
+    char url[256], ids[NC][IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    for (size_t i = 0; i < NC; i++) {
+        snprintf(url, sizeof(url), cases[i].fmt, e->rx->port);
+        make_job(e, url, 1, ids[i], secret);
+    }
+    for (size_t i = 0; i < NC; i++) {
+        struct store_delivery_state s = wait_state(e, ids[i], DELIVERY_FAILED, 1);
+        assert_int_equal(s.response_code, 0);
+        free(s.url);
+        char errs[4][ATTEMPT_ERR_MAX];
+        assert_int_equal(attempt_errors(e, ids[i], errs, 4), 1);
+        assert_string_equal(errs[0], cases[i].reason);
+    }
+    usleep(100000);
+    assert_int_equal(rx_connections(e->rx), 0); /* not even a TCP handshake */
+    env_stop(e);
+}
+
+static void test_refuses_name_resolving_to_loopback(void **state)
+{
+    (void)state;
+    /* "localhost" is a name: curl resolves it (to 127.0.0.1 and ::1), and
+     * the connect-time check refuses each address before any socket exists.
+     * A refusal after resolving is retried per the schedule. */
+    struct env *e = env_start(NULL, 0, "20ms,20ms", false, 2000, 65536);
+    char url[256], job_id[IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    snprintf(url, sizeof(url), "https://localhost:%d/name", e->rx->port);
+    make_job(e, url, 1, job_id, secret);
+    struct store_delivery_state s = wait_state(e, job_id, DELIVERY_FAILED, 3);
+    assert_int_equal(s.response_code, 0);
+    free(s.url);
+    char errs[4][ATTEMPT_ERR_MAX];
+    assert_int_equal(attempt_errors(e, job_id, errs, 4), 3);
+    for (int i = 0; i < 3; i++) {
+        if (strncmp(errs[i], "refused: webhook host resolves to a forbidden address: ",
+                    strlen("refused: webhook host resolves to a forbidden address: ")) != 0 ||
+            !strstr(errs[i], "is a loopback address"))
+            fail_msg("attempt %d error: %s", i + 1, errs[i]);
+    }
+    usleep(100000);
+    assert_int_equal(rx_connections(e->rx), 0);
+    struct rec recs[2];
+    assert_int_equal(rx_on(e->rx, "/name", recs, 2), 0);
+    env_stop(e);
+}
+
+/* Pretends 127.0.0.1 is public (tests have no public address to deliver
+ * to) and applies the real policy to everything else. */
+static int check_all_but_127_0_0_1(const struct sockaddr *sa, size_t len, char *reason, size_t cap)
+{
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        struct sockaddr_in in;
+        memcpy(&in, sa, sizeof(in));
+        if (in.sin_addr.s_addr == htonl(INADDR_LOOPBACK))
+            return 0;
+    }
+    return webhook_addr_check(sa, len, reason, cap);
+}
+
+static void test_connects_to_allowed_address(void **state)
+{
+    (void)state;
+    /* localhost resolves to ::1 (refused) and 127.0.0.1 (allowed here): the
+     * socket for the allowed one is opened and connected. The receiver
+     * speaks plain HTTP, so the TLS handshake then stalls until the timeout;
+     * what counts is that a connection arrived and the error is not a
+     * refusal. The literal 127.0.0.1 shows that the create-time style
+     * pre-check applies the same policy as the socket. */
+    struct env *e = env_start_checked(NULL, 0, "20ms", false, 300, 65536, check_all_but_127_0_0_1);
+    char url[256], ids[2][IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    snprintf(url, sizeof(url), "https://localhost:%d/tls", e->rx->port);
+    make_job(e, url, 1, ids[0], secret);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/tls-literal", e->rx->port);
+    make_job(e, url, 1, ids[1], secret);
+    for (int j = 0; j < 2; j++) {
+        struct store_delivery_state s = wait_state(e, ids[j], DELIVERY_FAILED, 2);
+        free(s.url);
+        char errs[4][ATTEMPT_ERR_MAX];
+        assert_int_equal(attempt_errors(e, ids[j], errs, 4), 2);
+        for (int i = 0; i < 2; i++)
+            if (strstr(errs[i], "refused"))
+                fail_msg("job %d attempt %d error: %s", j, i + 1, errs[i]);
+    }
+    assert_true(rx_connections(e->rx) >= 2);
+    env_stop(e);
+}
+
+static void test_allow_private_delivers_to_localhost(void **state)
+{
+    (void)state;
+    struct env *e = env_start(NULL, 0, "20ms", true, 2000, 65536);
+    char url[256], job_id[IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    snprintf(url, sizeof(url), "http://localhost:%d/dev", e->rx->port);
+    make_job(e, url, 1, job_id, secret);
+    struct store_delivery_state s = wait_state(e, job_id, DELIVERY_DELIVERED, 1);
+    free(s.url);
+    env_stop(e);
+}
+
 static void test_many_in_flight(void **state)
 {
     (void)state;
@@ -682,6 +846,10 @@ int main(void)
         cmocka_unit_test(test_timeout_and_unreachable),
         cmocka_unit_test(test_response_cap),
         cmocka_unit_test(test_https_only_without_allow_private),
+        cmocka_unit_test(test_refuses_literal_private_targets),
+        cmocka_unit_test(test_refuses_name_resolving_to_loopback),
+        cmocka_unit_test(test_connects_to_allowed_address),
+        cmocka_unit_test(test_allow_private_delivers_to_localhost),
         cmocka_unit_test(test_many_in_flight),
         cmocka_unit_test(test_stop_with_attempts_in_flight),
     };
