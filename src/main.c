@@ -15,7 +15,10 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/secretbox.h"
 #include "webhook/dispatch.h"
+
+#include <openssl/crypto.h>
 
 static void usage(FILE *out)
 {
@@ -351,8 +354,25 @@ static int cmd_serve(int argc, char **argv)
     struct http_server *http = NULL;
     struct app app = {.cfg = &cfg};
     void *wake_ud[2] = {NULL, NULL};
+    struct secretbox *box = NULL;
 
-    st = store_open(cfg.database, NULL, err, sizeof(err));
+    /* Webhook secrets are sealed at rest with a server key: from the
+     * environment, else a key file beside the database (made on first
+     * start). */
+    char key_file[sizeof(cfg.database) + 512]; /* room beyond the path keeps gcc sure of no truncation */
+    const char *db_path = !strncmp(cfg.database, "sqlite:", 7) ? cfg.database + 7 : cfg.database;
+    snprintf(key_file, sizeof(key_file), "%s.key", db_path);
+    uint8_t key[SECRETBOX_KEY_LEN];
+    if (secretbox_open_key(getenv("COLLIE_SECRET_KEY"), key_file, key, err, sizeof(err)) != 0) {
+        fprintf(stderr, "collie: %s\n", err);
+        goto out;
+    }
+    box = secretbox_new(key);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (!box)
+        goto out;
+    struct store_options so = {.synchronous_full = true, .box = box};
+    st = store_open(cfg.database, &so, err, sizeof(err));
     if (!st) {
         fprintf(stderr, "collie: %s\n", err);
         goto out;
@@ -420,6 +440,7 @@ out:
     policy_cache_free(pc);
     idem_table_free(app.idem);
     scratch_pool_free(app.scratch);
+    secretbox_free(box);
     return status;
 }
 

@@ -8,6 +8,7 @@
 #include "util/clock.h"
 #include "util/ids.h"
 #include "util/metrics.h"
+#include "webhook/address.h"
 #include "webhook/sign.h"
 
 #define WEBHOOK_URL_MAX 2048
@@ -60,6 +61,14 @@ static bool webhook_url_or_reply(struct http_request *rq, const char *url, size_
                          app->cfg->allow_http_webhooks
                              ? "webhook_url must use http:// or https://"
                              : "webhook_url must use https://");
+        return false;
+    }
+    /* A literal address can be judged now; names are checked at delivery,
+     * against the address actually connected to. */
+    char why[WEBHOOK_ADDR_REASON_LEN];
+    if (webhook_url_literal_check(url, app->cfg->allow_private_webhooks, why, sizeof(why)) != 0) {
+        http_reply_error(rq, 422, "validation_error", "webhook_url", "webhook_url refused: %s",
+                         why);
         return false;
     }
     return true;

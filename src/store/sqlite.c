@@ -17,6 +17,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/secretbox.h"
 #include "util/thread.h"
 #include "util/metrics.h"
 
@@ -77,6 +78,7 @@ struct store {
     bool *reader_busy;
     int nreaders;
 
+    const struct secretbox *box;
     char *path;
     int lock_fd; /* held by the serving process: one server per database file */
     store_wake_fn wake_work, wake_events;
@@ -383,6 +385,49 @@ void store_reader_put(struct store *st, struct conn *c)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+const struct secretbox *sqlite_box(const struct store *st)
+{
+    return st->box;
+}
+
+/* A sealed known value proves that the key opening the database is the one
+ * that sealed its secrets; otherwise a wrong key would only show later, as
+ * webhooks failing for good. The first keyed open stores it. */
+static int check_box(struct conn *c, const struct secretbox *box, char *err, size_t errlen)
+{
+    static const char probe[] = "collie secret check";
+    sqlite3_stmt *s = conn_stmt(c, "SELECT value FROM meta WHERE name = 'secret_check'");
+    if (!s)
+        return STORE_IO;
+    int r = sqlite3_step(s);
+    char *sealed = r == SQLITE_ROW ? col_text(s, 0) : NULL;
+    sqlite3_reset(s);
+    if (r == SQLITE_ROW) {
+        char *plain = sealed ? secretbox_open(box, sealed) : NULL;
+        bool ok = plain && strcmp(plain, probe) == 0;
+        free(plain);
+        free(sealed);
+        if (!ok) {
+            snprintf(err, errlen, "the secret key (COLLIE_SECRET_KEY or the .key file beside the "
+                                  "database) is not the one this database was created with");
+            return STORE_IO;
+        }
+        return STORE_OK;
+    }
+    sealed = secretbox_seal(box, probe);
+    s = conn_stmt(c, "INSERT INTO meta(name, value) VALUES ('secret_check', ?1)");
+    int rc = sealed && s ? STORE_OK : STORE_IO;
+    if (rc == STORE_OK) {
+        bind_text(s, 1, sealed);
+        rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : STORE_IO;
+        sqlite3_reset(s);
+    }
+    free(sealed);
+    if (rc != STORE_OK)
+        snprintf(err, errlen, "cannot record the secret check: %s", sqlite3_errmsg(c->db));
+    return rc;
+}
+
 static const char *url_to_path(const char *url)
 {
     if (strncmp(url, "sqlite://", 9) == 0)
@@ -397,6 +442,7 @@ struct store *store_open(const char *url, const struct store_options *opts, char
 {
     struct store_options o = {.read_connections = 4, .max_batch = 512, .synchronous_full = true};
     if (opts) {
+        o.box = opts->box;
         if (opts->read_connections > 0)
             o.read_connections = opts->read_connections;
         if (opts->max_batch > 0)
@@ -435,6 +481,9 @@ struct store *store_open(const char *url, const struct store_options *opts, char
         goto fail;
     st->writer.owner = st;
     if (sqlite_schema_migrate(&st->writer, err, errlen) != STORE_OK)
+        goto fail;
+    st->box = o.box;
+    if (st->box && check_box(&st->writer, st->box, err, errlen) != STORE_OK)
         goto fail;
 
     st->readers = calloc((size_t)o.read_connections, sizeof(*st->readers));

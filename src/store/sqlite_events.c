@@ -51,7 +51,7 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
     while (a->n < a->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_delivery *d = &a->d[a->n];
         struct job j;
-        if (job_from_row(s, 6, &j) != STORE_OK)
+        if (job_from_row(c, s, 6, &j) != STORE_OK)
             break;
         d->seq = sqlite3_column_int64(s, 0);
         snprintf(d->event_id, sizeof(d->event_id), "%s", (const char *)sqlite3_column_text(s, 1));

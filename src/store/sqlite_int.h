@@ -87,8 +87,12 @@ size_t sqlite_pop_jobs(struct store *st, char (*out)[IDS_MAX_LEN], size_t max);
     " j.filtered_same"
 #define JOB_NCOLUMNS 19
 
-/* Fills j from JOB_COLUMNS starting at column base. STORE_OK or NOMEM. */
-int job_from_row(sqlite3_stmt *s, int base, struct job *j);
+/* Fills j from JOB_COLUMNS starting at column base, unsealing the webhook
+ * secret. STORE_OK, NOMEM, or IO when a sealed secret does not open. */
+int job_from_row(struct conn *c, sqlite3_stmt *s, int base, struct job *j);
+
+/* The store's secret box, or NULL (secrets stored as given). */
+const struct secretbox *sqlite_box(const struct store *st);
 
 /* Inserts an event due now for job_id; status_after is the job's status
  * right after the step the event reports. */

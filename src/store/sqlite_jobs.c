@@ -5,8 +5,9 @@
 
 #include "store/sqlite_int.h"
 #include "util/log.h"
+#include "util/secretbox.h"
 
-int job_from_row(sqlite3_stmt *s, int b, struct job *j)
+int job_from_row(struct conn *c, sqlite3_stmt *s, int b, struct job *j)
 {
     memset(j, 0, sizeof(*j));
     snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(s, b + 0));
@@ -18,6 +19,17 @@ int job_from_row(sqlite3_stmt *s, int b, struct job *j)
     j->message_output = col_text(s, b + 6);
     j->webhook_url = col_text(s, b + 7);
     j->webhook_secret = col_text(s, b + 8);
+    const struct secretbox *box = sqlite_box(c->owner);
+    if (box && j->webhook_secret && secretbox_is_sealed(j->webhook_secret)) {
+        char *plain = secretbox_open(box, j->webhook_secret);
+        if (!plain) {
+            log_error("store", "webhook secret of %s does not open with this key", j->id);
+            job_clear(j);
+            return STORE_IO;
+        }
+        free(j->webhook_secret);
+        j->webhook_secret = plain;
+    }
     j->metadata_json = col_text(s, b + 9);
     j->created_at = sqlite3_column_int64(s, b + 10);
     j->expires_at = sqlite3_column_int64(s, b + 11);
@@ -94,7 +106,12 @@ static int job_create_fn(struct conn *c, struct wtask *t)
     bind_text(s, 6, j->message_input);
     bind_text(s, 7, j->message_output);
     bind_text(s, 8, j->webhook_url);
-    bind_text(s, 9, j->webhook_secret);
+    const struct secretbox *box = sqlite_box(c->owner);
+    char *sealed = box ? secretbox_seal(box, j->webhook_secret) : NULL;
+    if (box && !sealed)
+        return STORE_NOMEM;
+    bind_text(s, 9, sealed ? sealed : j->webhook_secret);
+    free(sealed);
     bind_text(s, 10, j->metadata_json);
     sqlite3_bind_int64(s, 11, j->created_at);
     sqlite3_bind_int64(s, 12, j->expires_at);
@@ -179,7 +196,7 @@ int store_job_find_idempotent(struct store *st, int64_t project_id, const char *
         sqlite3_bind_int64(s, 3, since);
         int r = sqlite3_step(s);
         if (r == SQLITE_ROW) {
-            rc = job_from_row(s, 0, out);
+            rc = job_from_row(c, s, 0, out);
             if (rc == STORE_OK) {
                 out->request_hash = col_text(s, JOB_NCOLUMNS);
                 out->idempotency_key = strdup(key);
@@ -204,7 +221,7 @@ int store_job_get(struct store *st, int64_t project_id, const char *job_id, stru
         sqlite3_bind_int64(s, 2, project_id);
         int r = sqlite3_step(s);
         if (r == SQLITE_ROW)
-            rc = job_from_row(s, 0, out);
+            rc = job_from_row(c, s, 0, out);
         else
             rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "get job", r);
         sqlite3_reset(s);
@@ -358,7 +375,7 @@ int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max
             bind_text(s, 1, ids[i]);
             sqlite3_bind_int64(s, 2, now);
             int r = sqlite3_step(s);
-            if (r == SQLITE_ROW && job_from_row(s, 0, &jobs[got]) == STORE_OK) {
+            if (r == SQLITE_ROW && job_from_row(c, s, 0, &jobs[got]) == STORE_OK) {
                 jobs[got].status = job_status_on_claim(jobs[got].status, jobs[got].mode);
                 got++;
             } else if (r != SQLITE_ROW && r != SQLITE_DONE) {

@@ -77,7 +77,8 @@ static const char *const migrations[] = {
     "  duration_ms INTEGER NOT NULL,"
     "  status_code INTEGER NOT NULL,"
     "  error TEXT);"
-    "CREATE INDEX attempts_by_event ON attempts(event_seq);",
+    "CREATE INDEX attempts_by_event ON attempts(event_seq);"
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 int sqlite_schema_migrate(struct conn *c, char *err, size_t errlen)

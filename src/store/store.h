@@ -31,10 +31,17 @@ const char *store_strerror(int rc);
 
 struct store;
 
+struct secretbox;
+
 struct store_options {
     int read_connections;   /* pooled read connections (default 4) */
     int max_batch;          /* writes per group commit (default 512) */
     bool synchronous_full;  /* fsync on every commit (default true) */
+    /* Seals webhook secrets at rest (borrowed; must outlive the store).
+     * NULL for tools that never read or write jobs. With a box, the store
+     * refuses to open a database whose secrets were sealed with another
+     * key. */
+    const struct secretbox *box;
 };
 
 /* Opens (creating and migrating if needed) the store at url: a file path,

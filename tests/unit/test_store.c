@@ -17,6 +17,9 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/ids.h"
+#include "util/secretbox.h"
+
+#include <sqlite3.h>
 
 struct fixture {
     char dir[64];
@@ -442,6 +445,55 @@ static void test_async_creates_all_durable(void **state)
     store_job_summaries_free(rows, n);
 }
 
+static void test_secrets_sealed_at_rest(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    uint8_t key[SECRETBOX_KEY_LEN], other[SECRETBOX_KEY_LEN];
+    memset(key, 7, sizeof(key));
+    memset(other, 9, sizeof(other));
+    struct secretbox *box = secretbox_new(key), *wrong = secretbox_new(other);
+    struct store_options o = {.synchronous_full = true, .box = box};
+    char err[256];
+    f->st = store_open(f->path, &o, err, sizeof(err));
+    assert_non_null(f->st);
+    struct job j = make_job(f->project, JOB_MODE_INPUT, clock_now_ms());
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    struct job got;
+    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_string_equal(got.webhook_secret, j.webhook_secret);
+    job_clear(&got);
+
+    /* On disk it is sealed. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT webhook_secret FROM jobs WHERE id = ?1", -1,
+                                        &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, j.id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    const char *raw = (const char *)sqlite3_column_text(s, 0);
+    assert_true(secretbox_is_sealed(raw));
+    assert_null(strstr(raw, "whsec_"));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    /* Another key cannot open this database. */
+    store_close(f->st);
+    o.box = wrong;
+    f->st = store_open(f->path, &o, err, sizeof(err));
+    assert_null(f->st);
+    assert_non_null(strstr(err, "secret key"));
+    o.box = box;
+    f->st = store_open(f->path, &o, err, sizeof(err));
+    assert_non_null(f->st);
+    store_close(f->st);
+    f->st = store_open(f->path, NULL, err, sizeof(err)); /* teardown closes it before the boxes go */
+    secretbox_free(box);
+    secretbox_free(wrong);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +507,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_expires_and_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_creates_all_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secrets_sealed_at_rest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
