@@ -23,10 +23,19 @@ void store_deliveries_free(struct store_delivery *d, size_t n)
     free(d);
 }
 
+/* What the claim transaction takes from an event row; the body is built
+ * after the commit, off the writer thread. */
+struct claimed {
+    char type[32];
+    enum job_status status_after;
+    int64_t created_at;
+};
+
 struct claim_args {
     int64_t now, lease_ms;
     size_t max;
     struct store_delivery *d;
+    struct claimed *meta;
     size_t n;
 };
 
@@ -37,9 +46,8 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
      * keeps each job's events in order. A delivering event whose lease ran
      * out has next_attempt_at = lease end, so it becomes due again. */
     sqlite3_stmt *s = conn_stmt(
-        c, "SELECT e.seq, e.event_id, e.type, e.status_after, e.created_at, e.attempts, "
-           JOB_COLUMNS " FROM events e JOIN jobs j ON j.id = e.job_id"
-           " WHERE e.status IN (0, 1, 3) AND e.next_attempt_at <= ?1"
+        c, "SELECT e.seq, e.event_id, e.job_id, e.type, e.status_after, e.created_at, e.attempts"
+           " FROM events e WHERE e.status IN (0, 1, 3) AND e.next_attempt_at <= ?1"
            " AND e.seq = (SELECT min(seq) FROM events e2 WHERE e2.job_id = e.job_id"
            "              AND e2.status IN (0, 1, 3))"
            " ORDER BY e.next_attempt_at LIMIT ?2");
@@ -50,23 +58,15 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
     int r;
     while (a->n < a->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_delivery *d = &a->d[a->n];
-        struct job j;
-        if (job_from_row(c, s, 6, &j) != STORE_OK)
-            break;
+        struct claimed *m = &a->meta[a->n];
         d->seq = sqlite3_column_int64(s, 0);
         snprintf(d->event_id, sizeof(d->event_id), "%s", (const char *)sqlite3_column_text(s, 1));
-        snprintf(d->job_id, sizeof(d->job_id), "%s", j.id);
-        d->payload = job_event_body_for(&j, (const char *)sqlite3_column_text(s, 2),
-                                        (enum job_status)sqlite3_column_int(s, 3),
-                                        sqlite3_column_int64(s, 4));
-        d->attempts = sqlite3_column_int(s, 5);
-        d->url = j.webhook_url;
-        d->secret = j.webhook_secret;
-        j.webhook_url = j.webhook_secret = NULL; /* moved into d */
-        job_clear(&j);
+        snprintf(d->job_id, sizeof(d->job_id), "%s", (const char *)sqlite3_column_text(s, 2));
+        snprintf(m->type, sizeof(m->type), "%s", (const char *)sqlite3_column_text(s, 3));
+        m->status_after = (enum job_status)sqlite3_column_int(s, 4);
+        m->created_at = sqlite3_column_int64(s, 5);
+        d->attempts = sqlite3_column_int(s, 6);
         a->n++;
-        if (!d->payload)
-            break;
     }
     sqlite3_reset(s);
     int64_t lease = a->now + a->lease_ms;
@@ -83,6 +83,40 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
     return STORE_OK;
 }
 
+/* Builds each claimed event's body from its job (on the caller's thread:
+ * the writer only did the claim). */
+static int build_bodies(struct store *st, struct claim_args *a)
+{
+    int rc = STORE_OK;
+    struct conn *c = store_reader(st);
+    for (size_t i = 0; i < a->n && rc == STORE_OK; i++) {
+        struct store_delivery *d = &a->d[i];
+        sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs j WHERE id = ?1");
+        if (!s) {
+            rc = STORE_IO;
+            break;
+        }
+        bind_text(s, 1, d->job_id);
+        struct job j;
+        int r = sqlite3_step(s);
+        if (r == SQLITE_ROW && (rc = job_from_row(c, s, 0, &j)) == STORE_OK) {
+            d->payload = job_event_body_for(&j, a->meta[i].type, a->meta[i].status_after,
+                                            a->meta[i].created_at);
+            d->url = j.webhook_url;
+            d->secret = j.webhook_secret;
+            j.webhook_url = j.webhook_secret = NULL; /* moved into d */
+            job_clear(&j);
+            if (!d->payload)
+                rc = STORE_NOMEM;
+        } else if (r != SQLITE_ROW) {
+            rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "event job", r);
+        }
+        sqlite3_reset(s);
+    }
+    store_reader_put(st, c);
+    return rc;
+}
+
 int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
                       struct store_delivery **out, size_t *n)
 {
@@ -90,15 +124,16 @@ int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t ma
     *n = 0;
     struct claim_args a = {.now = now, .lease_ms = lease_ms, .max = max};
     a.d = calloc(max ? max : 1, sizeof(*a.d));
-    if (!a.d)
+    a.meta = calloc(max ? max : 1, sizeof(*a.meta));
+    if (!a.d || !a.meta) {
+        free(a.d);
+        free(a.meta);
         return STORE_NOMEM;
-    int rc = store_write(st, event_claim_fn, &a);
-    if (rc == STORE_OK) {
-        for (size_t i = 0; i < a.n; i++) {
-            if (!a.d[i].payload || !a.d[i].url || !a.d[i].secret)
-                rc = STORE_NOMEM;
-        }
     }
+    int rc = store_write(st, event_claim_fn, &a);
+    if (rc == STORE_OK && a.n > 0)
+        rc = build_bodies(st, &a); /* a failure leaves the events leased: retried later */
+    free(a.meta);
     if (rc != STORE_OK || a.n == 0) {
         store_deliveries_free(a.d, a.n);
         return rc;

@@ -461,17 +461,14 @@ static int work_complete_fn(struct conn *c, struct wtask *t)
 {
     struct complete_args *a = t->arg;
     for (size_t i = 0; i < a->n; i++) {
-        /* Each result in its own savepoint: one stale job must not undo the
-         * others of the batch. */
-        sqlite3_step(conn_stmt(c, "SAVEPOINT step"));
+        /* A stale step (the job expired or moved on) changes nothing and is
+         * skipped; any other failure fails the whole batch, which the
+         * caller re-queues. */
         int rc = step_apply(c, &a->r[i], t);
-        if (rc != STORE_OK) {
-            if (rc != STORE_STATE)
-                log_warn("store", "step of %s not applied: %s", a->r[i].job_id,
-                         store_strerror(rc));
-            sqlite3_step(conn_stmt(c, "ROLLBACK TO step"));
+        if (rc != STORE_OK && rc != STORE_STATE) {
+            log_warn("store", "step of %s not applied: %s", a->r[i].job_id, store_strerror(rc));
+            return rc;
         }
-        sqlite3_step(conn_stmt(c, "RELEASE step"));
     }
     return STORE_OK;
 }
