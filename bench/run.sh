@@ -52,3 +52,10 @@ echo "== end-to-end latency: POST -> signed webhook received (inbound_only jobs,
 start_server
 node bench/latency.mjs "http://127.0.0.1:$PORT" "$KEY" 500 "$DURATION"
 stop_server
+
+echo "== webhook delivery throughput: a 20,000-event backlog, 1,000 attempts in flight"
+for delay in 0 20; do
+  start_server
+  node bench/delivery.mjs "http://127.0.0.1:$PORT" "$KEY" 20000 "$delay"
+  stop_server
+done
