@@ -19,6 +19,11 @@
 #define MAX_PARAMS 2
 #define MAX_PARAM_LEN 128
 #define MAX_EXTRA_HEADERS 4
+/* Headers beyond this get a JSON 431. libmicrohttpd's own buffer (below) is
+ * larger, so that our answer, not its HTML page, is what a client sees for
+ * any header size up to that buffer. */
+#define MAX_HEADER_BYTES (32 * 1024)
+#define CONNECTION_MEMORY (128 * 1024)
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -49,6 +54,7 @@ struct http_request {
     char *body;
     size_t body_len, body_cap;
     bool too_large;
+    bool headers_too_large;
     const struct http_route *route;
     char params[MAX_PARAMS][MAX_PARAM_LEN];
     pthread_mutex_t mu; /* guards state and resp across threads */
@@ -255,6 +261,11 @@ static bool route_match(const char *pattern, const char *path, char params[][MAX
 static void dispatch(struct http_request *rq)
 {
     struct http_server *srv = rq->srv;
+    if (rq->headers_too_large) {
+        http_reply_error(rq, 431, "invalid_request", NULL,
+                         "request headers exceed %d bytes", MAX_HEADER_BYTES);
+        return;
+    }
     char allow[128] = "";
     for (size_t i = 0; i < srv->nroutes; i++) {
         const struct http_route *r = &srv->routes[i];
@@ -308,6 +319,13 @@ static bool body_append(struct http_request *rq, const char *data, size_t len)
     return true;
 }
 
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -331,6 +349,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body)
             rq->too_large = true;
+        size_t header_bytes = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
+        if (header_bytes > MAX_HEADER_BYTES)
+            rq->headers_too_large = true;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -407,6 +429,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* URL decoding for the path and query arguments: libmicrohttpd's, except
+ * that "%00" stays as written. A decoded NUL would end the C string there,
+ * so "/v1/jobs/ID%00x" would be read as "/v1/jobs/ID" and "page=1%00x" as
+ * "page=1"; kept literal, they are simply not a route or not a number. */
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *uri)
+{
+    char *out = uri;
+    char *seg = uri;
+    for (;;) {
+        char *nul = strstr(seg, "%00");
+        if (nul)
+            *nul = '\0';
+        size_t n = MHD_http_unescape(seg);
+        memmove(out, seg, n);
+        out += n;
+        if (!nul)
+            break;
+        memcpy(out, "%00", 3);
+        out += 3;
+        seg = nul + 3;
+    }
+    *out = '\0';
+    return (size_t)(out - uri);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
@@ -452,6 +499,8 @@ struct http_server *http_server_start(const struct http_options *o, const struct
         MHD_OPTION_CONNECTION_LIMIT, o->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONNECTION_MEMORY,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {

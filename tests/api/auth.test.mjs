@@ -2,6 +2,8 @@
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 
 import { startCollie, createProject, createKey, runCli } from './lib/server.mjs';
 import { waitUntil } from './lib/wait.mjs';
@@ -36,9 +38,9 @@ const ROUTES = [
 ];
 
 describe('401 unauthorized', () => {
-  for (const [method, path, body] of ROUTES) {
-    test(`missing Authorization: ${method} ${path}`, async () => {
-      const r = await request(env.server.url, method, path, { body });
+  for (const [method, route, body] of ROUTES) {
+    test(`missing Authorization: ${method} ${route}`, async () => {
+      const r = await request(env.server.url, method, route, { body });
       assertError(r, 401, 'unauthorized');
     });
   }
@@ -117,6 +119,23 @@ describe('revoked keys', () => {
     });
     assertError(last, 401, 'unauthorized');
     assert.equal((await new Client(env.server.url, kept).get('/v1/jobs')).status, 200, 'other key still works');
+  });
+});
+
+describe('key storage', () => {
+  test('keys are stored only as hashes: no database file contains a key', async () => {
+    // Use every key once so any cache or log in the database is exercised.
+    for (const k of Object.values(env.keys)) assert.equal((await new Client(env.server.url, k).get('/v1/jobs')).status, 200);
+    const files = fs.readdirSync(env.dir).filter((f) => f.startsWith(path.basename(env.db)));
+    assert.ok(files.length >= 1, `database files in ${env.dir}: ${fs.readdirSync(env.dir)}`);
+    for (const f of files) {
+      const bytes = fs.readFileSync(path.join(env.dir, f));
+      for (const [name, k] of Object.entries(env.keys)) {
+        const secret = k.slice('clai_'.length);
+        assert.equal(bytes.indexOf(secret), -1, `${f} contains the key of project ${name}`);
+        assert.equal(bytes.indexOf(Buffer.from(secret).toString('base64')), -1, `${f} contains the key (base64)`);
+      }
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startCollie } from './lib/server.mjs';
 import { startReceiver } from './lib/receiver.mjs';
 import { assertJsonContentType } from './lib/client.mjs';
-import { assertCreated, assertEvent, assertJobShape, assertResult, assertDelivery } from './lib/spec.mjs';
+import { assertCreated, assertEvent, assertJobShape, assertResult, assertDelivery, assertTimestamp } from './lib/spec.mjs';
 
 // Default policy (SPEC 5): inbound has 3 rules (prompt_injection, secrets,
 // pii), outbound 2 (secrets, pii); legacy falls back to inbound.
@@ -248,6 +248,21 @@ test('unicode and JSON escapes survive unchanged (content and metadata)', async 
   assert.deepEqual(job.metadata, meta);
 });
 
+test('concurrent responses to one job: exactly one 202, the rest 400 invalid_job_state', async () => {
+  const url = rx.url(rx.path('race'));
+  const created = await c.createJob({ message_input: 'race me', webhook_url: url });
+  await c.waitStatus(created.job_id, 'awaiting_response');
+  const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => c.respond(created.job_id, `answer ${i}`)));
+  const won = answers.map((r, i) => [r, i]).filter(([r]) => r.status === 202);
+  assert.equal(won.length, 1, `statuses: ${answers.map((r) => r.status).join(',')}`);
+  for (const r of answers) if (r.status !== 202) assert.equal(r.json?.error?.code, 'invalid_job_state', r.text);
+  const job = await c.waitJob(created.job_id, (j) => j.status === 'completed' && j.webhook_delivery?.status === 'delivered' && j.outbound_result, 'completed');
+  assert.equal(job.message_output, `answer ${won[0][1]}`, 'the accepted response is the one stored');
+  const events = await rx.waitEvents(created.job_id, 2);
+  assert.deepEqual(events.map((e) => e.json.type), ['job.inbound_complete', 'job.outbound_complete']);
+  assert.equal(events[1].json.data.filtered_content, `answer ${won[0][1]}`);
+});
+
 test('JSON replies carry Content-Type application/json', async () => {
   const r = await c.post('/v1/jobs', { message: 'ct', webhook_url: rx.url(rx.path('ct')) });
   assert.equal(r.status, 202);
@@ -259,7 +274,3 @@ test('JSON replies carry Content-Type application/json', async () => {
 test('SIGTERM → server exits 0', async () => {
   await env.stop();
 });
-
-function assertTimestamp(v) {
-  assert.match(String(v), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
-}

@@ -11,27 +11,26 @@ import { Client, request } from './lib/client.mjs';
 import { waitUntil } from './lib/wait.mjs';
 
 let rx;
-const cleanups = [];
+let env; // a server with project "ops" (key created before the start)
+let devDir;
+let devDb;
+let dev1; // first start of --dev on a fresh database
 
 before(async () => {
   rx = await startReceiver();
+  devDir = makeTemp();
+  devDb = path.join(devDir, 'dev.db');
+  // Server start-up is slow under sanitizers: start both at once.
+  [env, dev1] = await Promise.all([startCollie({ projects: ['ops'] }), startServer({ db: devDb, dev: true })]);
 });
 
 after(async () => {
-  for (const f of cleanups.reverse()) await f();
+  for (const s of [env?.server, dev1]) if (s && !s.exited) await s.kill();
   if (rx) await rx.close();
+  rmTemp(devDir);
 });
 
 describe('operations endpoints (no auth)', () => {
-  let env;
-
-  before(async () => {
-    env = await startCollie({ projects: ['ops'] });
-    cleanups.push(async () => {
-      if (!env.server.exited) await env.server.kill();
-    });
-  });
-
   test('GET /healthz → 200', async () => {
     const r = await request(env.server.url, 'GET', '/healthz');
     assert.equal(r.status, 200, r.text);
@@ -64,72 +63,53 @@ describe('operations endpoints (no auth)', () => {
       assert.equal(r.status, 200, `${p}: ${r.status}`);
     }
   });
-
-  test('SIGTERM → exit 0', async () => {
-    await env.stop();
-  });
 });
 
 describe('command line', () => {
-  let dir;
-  let db;
-
-  before(() => {
-    dir = makeTemp();
-    db = path.join(dir, 'cli.db');
-    cleanups.push(async () => rmTemp(dir));
-  });
-
-  test('project create: exit 0; the same name again exits non-zero', () => {
-    const r1 = runCli(['project', 'create', 'acme', '--database', db]);
+  test('project create: exit 0; the same name again exits non-zero (while the server runs)', () => {
+    const r1 = runCli(['project', 'create', 'acme', '--database', env.db]);
     assert.equal(r1.code, 0, r1.stderr);
-    const r2 = runCli(['project', 'create', 'acme', '--database', db]);
+    const r2 = runCli(['project', 'create', 'acme', '--database', env.db]);
     assert.notEqual(r2.code, 0, 'duplicate project name must fail');
     assert.ok((r2.stderr + r2.stdout).trim().length > 0, 'says why');
+    const r3 = runCli(['project', 'create', 'ops', '--database', env.db]);
+    assert.notEqual(r3.code, 0, 'a project created before the start is a duplicate too');
   });
 
   test('key create prints a clai_ key alone on stdout; keys are distinct', () => {
-    const k1 = createKey(db, 'acme');
-    const k2 = createKey(db, 'acme');
+    const k1 = createKey(env.db, 'acme');
+    const k2 = createKey(env.db, 'acme');
     assert.notEqual(k1, k2);
   });
 
   test('key create for an unknown project exits non-zero and prints no key', () => {
-    const r = runCli(['key', 'create', '--project', 'nope', '--database', db]);
+    const r = runCli(['key', 'create', '--project', 'nope', '--database', env.db]);
     assert.notEqual(r.code, 0);
     assert.ok(!/clai_/.test(r.stdout), 'no key printed');
   });
 
   test('keys created before and while the server runs both work', async () => {
-    const before = createKey(db, 'acme');
-    const s = await startServer({ db });
-    try {
-      let r = await new Client(s.url, before).get('/v1/jobs');
-      assert.equal(r.status, 200, r.text);
+    const s = env.server;
+    let r = await new Client(s.url, env.keys.ops).get('/v1/jobs');
+    assert.equal(r.status, 200, `key created before the start: ${r.text}`);
 
-      // New project and key while the server is running.
-      createProject(db, 'late');
-      const late = createKey(db, 'late');
-      r = await new Client(s.url, late).get('/v1/jobs');
-      assert.equal(r.status, 200, `key created while serving: ${r.text}`);
-      const cl = new Client(s.url, late);
-      const job = await cl.createJob({ message_input: 'late', inbound_only: true, webhook_url: rx.url(rx.path('late')) });
-      await cl.waitStatus(job.job_id, 'completed');
-      // … and it belongs to the new project only.
-      r = await new Client(s.url, before).get(`/v1/jobs/${job.job_id}`);
-      assert.equal(r.status, 404);
-    } finally {
-      await s.stop();
-    }
+    // New project and key while the server is running.
+    createProject(env.db, 'late');
+    const late = createKey(env.db, 'late');
+    const cl = new Client(s.url, late);
+    r = await cl.get('/v1/jobs');
+    assert.equal(r.status, 200, `key created while serving: ${r.text}`);
+    const job = await cl.createJob({ message_input: 'late', inbound_only: true, webhook_url: rx.url(rx.path('late')) });
+    await cl.waitStatus(job.job_id, 'completed');
+    // … and it belongs to the new project only.
+    r = await new Client(s.url, env.keys.ops).get(`/v1/jobs/${job.job_id}`);
+    assert.equal(r.status, 404);
   });
 });
 
 describe('dev mode first start', () => {
   test('prints a working clai_ key on first start; the key still works after a restart', async () => {
-    const dir = makeTemp();
-    cleanups.push(async () => rmTemp(dir));
-    const db = path.join(dir, 'dev.db');
-    const s = await startServer({ db, dev: true });
+    const s = dev1;
     let key;
     try {
       key = await waitUntil(() => (s.stdout.match(/clai_[A-Za-z0-9_\-]+/) || [])[0], {
@@ -145,7 +125,7 @@ describe('dev mode first start', () => {
     } finally {
       await s.stop();
     }
-    const s2 = await startServer({ db, dev: true });
+    const s2 = await startServer({ db: devDb, dev: true });
     try {
       const r = await new Client(s2.url, key).get('/v1/jobs');
       assert.equal(r.status, 200, r.text);
@@ -155,4 +135,8 @@ describe('dev mode first start', () => {
       await s2.stop();
     }
   });
+});
+
+test('SIGTERM → exit 0', async () => {
+  await env.stop();
 });

@@ -3,7 +3,6 @@
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -311,6 +310,46 @@ describe('POST /v1/filter', () => {
     assertError(await c.post('/v1/filter', { direction: 'sideways', text: 'x' }), 422, 'validation_error', { field: 'direction' });
     assertError(await c.post('/v1/filter', { direction: 'inbound' }), 422, 'validation_error', { field: 'text' });
     assertError(await c.post('/v1/filter', { direction: 'inbound', text: 5 }), 422, 'validation_error', { field: 'text' });
+  });
+});
+
+describe('atomic swap', () => {
+  test('under concurrent PUTs every job is filtered by exactly one version, the one it records', async () => {
+    const cx = env.client('q');
+    const docA = { inbound: [{ id: 'rule-a', type: 'keywords', action: 'block', keywords: ['alpha'] }], outbound: [] };
+    const docB = { inbound: [{ id: 'rule-b', type: 'keywords', action: 'flag', keywords: ['beta'] }, { id: 'rule-b2', type: 'keywords', action: 'flag', keywords: ['gamma'] }], outbound: [] };
+    const versions = new Map(); // version -> 'A' | 'B'
+    const puts = (async () => {
+      for (let i = 0; i < 12; i++) {
+        const which = i % 2 ? 'B' : 'A';
+        versions.set(await putPolicy(which === 'A' ? docA : docB, cx), which);
+      }
+    })();
+    const jobs = [];
+    const creates = (async () => {
+      for (let i = 0; i < 24; i++) {
+        jobs.push(await cx.createJob({ message_input: 'alpha beta gamma', inbound_only: true, webhook_url: hook }));
+      }
+    })();
+    await Promise.all([puts, creates]);
+    for (const j of jobs) {
+      const [rec] = await rx.waitEvents(j.job_id, 1);
+      const result = rec.json.data.result;
+      const ids = result.rules_triggered.map((t) => t.rule_id).sort();
+      const v = result.policy_version;
+      if (versions.get(v) === 'A') {
+        assert.deepEqual(ids, ['rule-a'], `version ${v} is policy A: ${JSON.stringify(result)}`);
+        assert.equal(result.decision, 'block');
+        assert.equal(result.rules_evaluated, 1);
+      } else if (versions.get(v) === 'B') {
+        assert.deepEqual(ids, ['rule-b', 'rule-b2'], `version ${v} is policy B: ${JSON.stringify(result)}`);
+        assert.equal(result.decision, 'flag');
+        assert.equal(result.rules_evaluated, 2);
+      } else {
+        // Filtered before the first PUT of this test: the default policy.
+        assert.ok(v < Math.min(...versions.keys()), `unknown policy_version ${v}`);
+      }
+    }
   });
 });
 

@@ -205,6 +205,19 @@ describe('POST /v1/jobs: body and content type', () => {
     }
   });
 
+  test('a lone UTF-16 surrogate escape (\\ud800) → 400, never stored', async () => {
+    const r = await post(`{"message_input":"a\\ud800b","inbound_only":true,"webhook_url":"${hook}"}`);
+    assertError(r, 400);
+  });
+
+  test('NUL in a metadata key or in webhook_url → 4xx', async () => {
+    let r = await post(`{"message_input":"x","webhook_url":"${hook}","metadata":{"a\\u0000b":1}}`);
+    assert.ok(r.status === 400 || r.status === 422, `metadata key: ${r.status} ${r.text}`);
+    assertError(r, r.status);
+    r = await post({ message_input: 'x', webhook_url: `${hook}\u0000evil` });
+    assertError(r, 422, V, { field: 'webhook_url' });
+  });
+
   test('Content-Type text/plain → 415 unsupported_media_type', async () => {
     const r = await post(JSON.stringify({ message_input: 'hi', webhook_url: hook }), { headers: { 'content-type': 'text/plain' } });
     assertError(r, 415, 'unsupported_media_type');
@@ -312,6 +325,11 @@ describe('POST /v1/jobs/{id}/response', () => {
     assertError(r, 415, 'unsupported_media_type');
   });
 
+  test('response body over max_body_bytes → 413 payload_too_large', async () => {
+    const r = await c.post(`/v1/jobs/${awaiting}/response`, JSON.stringify({ response: 'x', padding: 'p'.repeat(MAX_BODY + 10) }));
+    assertError(r, 413, 'payload_too_large');
+  });
+
   test('the job is still awaiting_response after the rejected submissions', async () => {
     const job = await c.getJob(awaiting);
     assert.equal(job.status, 'awaiting_response');
@@ -368,6 +386,13 @@ describe('GET /v1/jobs query validation', () => {
     });
   }
 
+  for (const q of ['status_filter=completed%00', 'page=1%00', 'page_size=10%00x', 'status_filter=%00']) {
+    test(`?${q} (embedded NUL) → 422, not silently truncated`, async () => {
+      const r = await c.get(`/v1/jobs?${q}`);
+      assertError(r, 422, V);
+    });
+  }
+
   test('valid boundaries are accepted: page_size=1, page_size=100', async () => {
     for (const q of ['page_size=1', 'page_size=100', 'page=1', 'status_filter=processing', 'status_filter=completed']) {
       const r = await c.get(`/v1/jobs?${q}`);
@@ -406,6 +431,27 @@ describe('routing', () => {
   test('errors are JSON with a non-empty message (spot check of content type)', async () => {
     const r = await c.get('/v1/nothing-here');
     assert.match(String(r.headers['content-type']), /^application\/json/i);
+  });
+
+  test('%00 in the path is not a terminator: /v1/jobs/{id}%00x is not that job', async () => {
+    const created = await c.createJob({ message: 'nul path', webhook_url: hook });
+    assert.equal((await c.get(`/v1/jobs/${created.job_id}`)).status, 200);
+    assertError(await c.get(`/v1/jobs/${created.job_id}%00x`), 404, 'not_found');
+    assertError(await c.get(`/v1/jobs%00/${created.job_id}`), 404, 'not_found');
+    const r = await c.post(`/v1/jobs/${created.job_id}%00/redeliver`, {});
+    assert.equal(r.status, 404, `POST …%00/redeliver: ${r.status} ${r.text.slice(0, 200)}`);
+  });
+
+  test('a very long path → 4xx JSON error, never 5xx', async () => {
+    const r = await c.get(`/v1/jobs/${'j'.repeat(20000)}`);
+    assert.ok(r.status >= 400 && r.status < 500, `got ${r.status}`);
+    assertError(r, r.status);
+  });
+
+  test('an oversized header → 4xx with the JSON error body (SPEC 3.8: every error body)', async () => {
+    const r = await c.get('/v1/jobs', { headers: { 'x-big': 'x'.repeat(60000) } });
+    assert.ok(r.status >= 400 && r.status < 500, `got ${r.status}`);
+    assertError(r, r.status);
   });
 
   test('the server is still healthy after all hostile input', assertAlive);

@@ -14,7 +14,7 @@ const SCHEDULE = '100ms,200ms,400ms';
 const MAX_ATTEMPTS = 4;
 
 let env;
-let slow; // a second server whose retries are slow (1.5 s, then 1 h), with a 1 s attempt timeout
+let slow; // a second server whose retries are slow (1.5 s, then 1 h), with a 2 s attempt timeout
 let rx;
 let c;
 
@@ -22,7 +22,7 @@ before(async () => {
   rx = await startReceiver();
   [env, slow] = await Promise.all([
     startCollie({ projects: ['hooks'], retrySchedule: SCHEDULE }),
-    startCollie({ projects: ['slow'], retrySchedule: '1500ms,1h', extraArgs: ['--webhook-timeout', '1s'] }),
+    startCollie({ projects: ['slow'], retrySchedule: '1500ms,1h', extraArgs: ['--webhook-timeout', '2s'] }),
   ]);
   c = env.client('hooks');
 });
@@ -68,6 +68,15 @@ describe('signatures', () => {
       assert.throws(() => verifyStd(wrong, rec.headers, rec.body), /signature/i);
       assert.equal(verifyOwn(wrong, rec.headers, rec.raw), false);
     }
+  });
+
+  test('the webhook URL is called exactly as given (path and query string)', async () => {
+    const p = rx.path('query');
+    const url = `${rx.url(p)}?tenant=acme&x=%2Fslash&empty=`;
+    const job = await c.createJob({ message: 'query string', webhook_url: url });
+    const [rec] = await rx.waitEvents(job.job_id, 1);
+    assert.equal(rec.url, `${p}?tenant=acme&x=%2Fslash&empty=`);
+    assert.equal(rec.method, 'POST');
   });
 
   test('webhook-id is unique per event', async () => {
@@ -118,7 +127,7 @@ describe('retries', () => {
 
   test('a 2xx that arrives after the timeout is a failed attempt, and retried', async () => {
     const p = rx.path('too-slow');
-    const url = rx.plan(p, [{ status: 200, delayMs: 3000 }, 200]);
+    const url = rx.plan(p, [{ status: 200, delayMs: 5000 }, 200]);
     const c2 = slow.client('slow');
     const job = await c2.createJob({ message: 'slow receiver', webhook_url: url });
     const got = await c2.waitJob(job.job_id, (j) => j.webhook_delivery?.status === 'delivered', 'delivered');
@@ -135,6 +144,14 @@ describe('retries', () => {
     const got = await c.waitJob(job.job_id, (j) => j.webhook_delivery?.status === 'delivered', 'delivered');
     assertDelivery(got.webhook_delivery, { url, status: 'delivered', attempts: 3, responseCode: 204 });
     assert.deepEqual(rx.on(p).map((r) => r.answered), [400, 429, 204]);
+  });
+
+  test('a 2xx with a huge response body is a success (the body is not needed)', async () => {
+    const p = rx.path('big-body');
+    const url = rx.plan(p, { status: 200, body: Buffer.alloc(8 * 1024 * 1024, 0x61) });
+    const job = await c.createJob({ message: 'chatty receiver', webhook_url: url });
+    const got = await c.waitJob(job.job_id, (j) => ['delivered', 'failed'].includes(j.webhook_delivery?.status), 'delivery settled');
+    assertDelivery(got.webhook_delivery, { url, status: 'delivered', attempts: 1, responseCode: 200 });
   });
 
   test('410 Gone stops retrying: status failed after exactly one attempt', async () => {

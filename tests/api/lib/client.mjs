@@ -143,6 +143,8 @@ export class Client {
 
 /** Asserts the SPEC 3.8 error shape and returns the error object. */
 export function assertError(r, status, code, { field } = {}) {
+  const text = r.text.length > 600 ? r.text.slice(0, 600) + '…' : r.text;
+  r = { ...r, text };
   assert.equal(r.status, status, `expected HTTP ${status} (${code}), got ${r.status}: ${r.text}`);
   assert.ok(r.json && typeof r.json === 'object', `error body must be JSON, got ${JSON.stringify(r.text)}`);
   const e = r.json.error;

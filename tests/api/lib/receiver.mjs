@@ -11,7 +11,7 @@ import { waitUntil } from './wait.mjs';
  *  - a number: always answer that status;
  *  - an array of numbers / {status, delayMs}: answered in order for the
  *    requests to that path, the last entry repeating afterwards;
- *  - a function (record, n) => status | {status, delayMs, headers}, n = 0-based count
+ *  - a function (record, n) => status | {status, delayMs, headers, body}, n = 0-based count
  *    of earlier requests to that path.
  * Unplanned paths answer 200.
  */
@@ -21,6 +21,7 @@ export class Receiver {
     this.plans = new Map();
     this.counts = new Map();
     this.sockets = new Set();
+    this.timers = new Set();
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.on('connection', (s) => {
       this.sockets.add(s);
@@ -64,7 +65,7 @@ export class Receiver {
     else if (typeof plan === 'function') a = plan(record, n);
     else a = plan;
     if (typeof a === 'number') return { status: a, delayMs: 0, headers: {} };
-    return { status: a.status ?? 200, delayMs: a.delayMs ?? 0, headers: a.headers ?? {} };
+    return { status: a.status ?? 200, delayMs: a.delayMs ?? 0, headers: a.headers ?? {}, body: a.body };
   }
 
   handle(req, res) {
@@ -105,10 +106,15 @@ export class Receiver {
       const send = () => {
         if (res.destroyed) return;
         res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
-        res.end(`status ${answer.status}`);
+        res.end(answer.body ?? `status ${answer.status}`);
       };
-      if (answer.delayMs > 0) setTimeout(send, answer.delayMs);
-      else send();
+      if (answer.delayMs > 0) {
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          send();
+        }, answer.delayMs);
+        this.timers.add(t);
+      } else send();
     });
   }
 
@@ -166,6 +172,7 @@ export class Receiver {
   }
 
   async close() {
+    for (const t of this.timers) clearTimeout(t);
     for (const s of this.sockets) s.destroy();
     await new Promise((r) => this.server.close(() => r()));
   }

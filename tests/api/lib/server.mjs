@@ -169,7 +169,7 @@ export class Server {
     throw lastErr;
   }
 
-  async waitReady(timeoutMs = 30000) {
+  async waitReady(timeoutMs = 60000) {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.exited) {
@@ -249,12 +249,12 @@ export async function startCollie({ projects = ['a'], ...serverOpts } = {}) {
   const dir = makeTemp();
   const db = path.join(dir, 'collie.db');
   const keys = {};
-  for (const p of projects) {
-    createProject(db, p);
-    keys[p] = createKey(db, p);
-  }
   let server;
   try {
+    for (const p of projects) {
+      createProject(db, p);
+      keys[p] = createKey(db, p);
+    }
     server = await startServer({ db, ...serverOpts });
   } catch (e) {
     rmTemp(dir);
