@@ -1,0 +1,492 @@
+/* Evaluating a text against a direction: one scan per database without
+ * start-of-match tracking, then start offsets for the matches found (window
+ * re-scans with the SOM database), validation, prompt-injection scoring;
+ * pol_finish (redact.c) turns the matches into the result. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "policy/policy_internal.h"
+
+#define START_UNKNOWN SIZE_MAX
+#define B64_MAX 4096 /* the base64 detector's longest span */
+
+struct window {
+    size_t ws, we;
+};
+
+struct hit {
+    unsigned id; /* index into lits (lit) or pats */
+    bool lit;
+    size_t start, end;
+};
+
+/* Vectorscan scratch per policy: hs_alloc_scratch costs far more than a
+ * 2 KB scan even when the scratch already fits, so it is not called per
+ * evaluation. Instead each thread keeps clones of the prototypes of the
+ * policies it used last, holding a reference so that a policy (and the
+ * databases its scratch was sized for) cannot be freed and its address
+ * reused behind the cache's back. */
+#define SCRATCH_CACHE 4
+
+struct scratch_slot {
+    struct policy *p;
+    hs_scratch_t *hs;
+    unsigned long used;
+};
+
+struct policy_scratch {
+    struct scratch_slot slots[SCRATCH_CACHE];
+    unsigned long tick;
+    hs_scratch_t *hs; /* the slot's scratch of the current evaluation */
+    struct hit *hits;
+    size_t nhits, hcap;
+    size_t *pending; /* indices of hits that need a start, sorted by (end, id) */
+    struct window *win; /* gate windows */
+    size_t nwin, wcap;
+    size_t npending, pcap;
+    struct pol_match *m;
+    size_t nm, mcap;
+    double *scores;
+    size_t scap;
+    unsigned *counts; /* injection detector counts of one rule */
+    size_t ccap;
+    char b64[B64_MAX];
+};
+
+struct policy_scratch *policy_scratch_new(void)
+{
+    return calloc(1, sizeof(struct policy_scratch));
+}
+
+void policy_scratch_free(struct policy_scratch *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < SCRATCH_CACHE; i++) {
+        hs_free_scratch(s->slots[i].hs);
+        policy_release(s->slots[i].p);
+    }
+    free(s->hits);
+    free(s->pending);
+    free(s->win);
+    free(s->m);
+    free(s->scores);
+    free(s->counts);
+    free(s);
+}
+
+static int reserve(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+struct scan_ctx {
+    struct policy_scratch *s;
+    const struct pol_direction *d;
+    const char *text;
+    size_t len;
+    size_t base; /* window start, for the SOM re-scan */
+    int rule;    /* decoded-payload scans: the injection rule counted */
+    bool oom;
+};
+
+static bool word_edge_ok(const char *text, size_t len, size_t start, size_t end,
+                         unsigned char bounds)
+{
+    uint32_t cp;
+    if ((bounds & 1) && start > 0 && pol_is_word_cp(pol_utf8_prev(text, start)))
+        return false;
+    if ((bounds & 2) && end < len) {
+        pol_utf8_decode(text, len, end, &cp);
+        if (pol_is_word_cp(cp))
+            return false;
+    }
+    return true;
+}
+
+static int push_hit(struct scan_ctx *c, unsigned id, bool lit, size_t start, size_t end)
+{
+    struct policy_scratch *s = c->s;
+    if (reserve((void **)&s->hits, &s->hcap, s->nhits + 1, sizeof(struct hit))) {
+        c->oom = true;
+        return 1; /* stops the scan */
+    }
+    s->hits[s->nhits++] = (struct hit){.id = id, .lit = lit, .start = start, .end = end};
+    return 0;
+}
+
+static int on_lit(unsigned int id, unsigned long long from, unsigned long long to,
+                  unsigned int flags, void *ctx)
+{
+    struct scan_ctx *c = ctx;
+    const struct pol_lit *l = &c->d->lits[id];
+    size_t end = (size_t)to, start = end - l->len;
+    if (l->word_bounds && !word_edge_ok(c->text, c->len, start, end, l->word_bounds))
+        return 0;
+    return push_hit(c, id, true, start, end);
+}
+
+static int on_re(unsigned int id, unsigned long long from, unsigned long long to,
+                 unsigned int flags, void *ctx)
+{
+    struct scan_ctx *c = ctx;
+    const struct pol_pat *p = &c->d->pats[id];
+    size_t end = c->base + (size_t)to;
+    /* A maximal-munch guard: a match whose next byte would extend it is not
+     * an end (Vectorscan has no lookahead), which keeps one hit per token. */
+    if (p->det && p->det->guard != GUARD_NONE && end < c->len &&
+        pol_guard_has(p->det->guard, (unsigned char)c->text[end]))
+        return 0;
+    size_t start = START_UNKNOWN;
+    if (p->min_width == p->max_width && !p->confirm) {
+        start = end - p->min_width;
+        /* the \b that re_db left out; Vectorscan's \b outside UCP mode is ASCII */
+        if (p->lead_wb && start > 0 && pol_guard_has(GUARD_WORD, (unsigned char)c->text[start - 1]))
+            return 0;
+    }
+    return push_hit(c, id, false, start, end);
+}
+
+static int on_gate(unsigned int id, unsigned long long from, unsigned long long to,
+                   unsigned int flags, void *ctx)
+{
+    struct scan_ctx *c = ctx;
+    struct policy_scratch *s = c->s;
+    size_t end = (size_t)to;
+    if (reserve((void **)&s->win, &s->wcap, s->nwin + 1, sizeof(struct window))) {
+        c->oom = true;
+        return 1;
+    }
+    /* anchors are short: POL_GATE_WINDOW back from the end covers the word */
+    s->win[s->nwin].ws = end > POL_GATE_WINDOW + 32 ? end - POL_GATE_WINDOW - 32 : 0;
+    s->win[s->nwin].we = end + POL_GATE_WINDOW < c->len ? end + POL_GATE_WINDOW : c->len;
+    s->nwin++;
+    return 0;
+}
+
+/* Scans inj_db in the windows around anchors (hits arrive in end order, so
+ * the windows are already sorted by start and merge in one pass). */
+static int scan_gated(struct scan_ctx *c)
+{
+    struct policy_scratch *s = c->s;
+    const struct pol_direction *d = c->d;
+    s->nwin = 0;
+    if (hs_scan(d->gate_db, c->text, (unsigned)c->len, 0, s->hs, on_gate, c) != HS_SUCCESS ||
+        c->oom)
+        return -1;
+    size_t i = 0;
+    while (i < s->nwin) {
+        size_t ws = s->win[i].ws, we = s->win[i].we;
+        for (i++; i < s->nwin && s->win[i].ws <= we; i++)
+            if (s->win[i].we > we)
+                we = s->win[i].we;
+        c->base = ws;
+        if (hs_scan(d->inj_db, c->text + ws, (unsigned)(we - ws), 0, s->hs, on_re, c) !=
+            HS_SUCCESS)
+            return -1;
+    }
+    c->base = 0;
+    return c->oom ? -1 : 0;
+}
+
+static int pending_cmp_key(const struct hit *h, size_t end, unsigned id)
+{
+    if (h->end != end)
+        return h->end < end ? -1 : 1;
+    return (h->id > id) - (h->id < id);
+}
+
+static int on_som(unsigned int id, unsigned long long from, unsigned long long to,
+                  unsigned int flags, void *ctx)
+{
+    struct scan_ctx *c = ctx;
+    struct policy_scratch *s = c->s;
+    size_t end = c->base + (size_t)to, start = c->base + (size_t)from;
+    size_t lo = 0, hi = s->npending;
+    while (lo < hi) { /* first pending hit with key >= (end, id) */
+        size_t mid = (lo + hi) / 2;
+        if (pending_cmp_key(&s->hits[s->pending[mid]], end, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->npending) {
+        struct hit *h = &s->hits[s->pending[lo]];
+        if (h->end == end && h->id == id && (h->start == START_UNKNOWN || start < h->start))
+            h->start = start;
+    }
+    return 0;
+}
+
+/* qsort has no context argument (qsort_r is not C11), so the hits that need
+ * a start are sorted as self-contained (end, id, index) keys. */
+struct pend_key {
+    size_t end;
+    unsigned id;
+    size_t idx;
+};
+
+static int pend_cmp(const void *a, const void *b)
+{
+    const struct pend_key *x = a, *y = b;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static int window_cmp(const void *a, const void *b)
+{
+    const struct window *x = a, *y = b;
+    return (x->ws > y->ws) - (x->ws < y->ws);
+}
+
+/* Finds the leftmost start of every hit that lacks one by re-scanning, with
+ * the SOM database, a window reaching max_width (+ context) before its end.
+ * A match of at most max_width bytes cannot begin at the window's artificial
+ * start, so the starts found are those of a whole-text scan. */
+static int resolve_starts(struct scan_ctx *c)
+{
+    struct policy_scratch *s = c->s;
+    const struct pol_direction *d = c->d;
+    size_t n = 0;
+    for (size_t i = 0; i < s->nhits; i++)
+        if (s->hits[i].start == START_UNKNOWN)
+            n++;
+    if (n == 0)
+        return 0;
+    if (!d->som_db)
+        return -1;
+    struct pend_key *keys = malloc(n * sizeof(*keys));
+    struct window *w = malloc(n * sizeof(*w));
+    if (!keys || reserve((void **)&s->pending, &s->pcap, n, sizeof(size_t)) || !w) {
+        free(keys);
+        free(w);
+        return -1;
+    }
+    n = 0;
+    for (size_t i = 0; i < s->nhits; i++) {
+        const struct hit *h = &s->hits[i];
+        if (h->start != START_UNKNOWN)
+            continue;
+        unsigned maxw = d->pats[h->id].max_width;
+        keys[n] = (struct pend_key){.end = h->end, .id = h->id, .idx = i};
+        size_t back = maxw == UINT_MAX ? SIZE_MAX : (size_t)maxw + 8;
+        w[n].ws = h->end > back ? h->end - back : 0;
+        w[n].we = h->end + 16 < c->len ? h->end + 16 : c->len;
+        n++;
+    }
+    qsort(keys, n, sizeof(*keys), pend_cmp);
+    for (size_t i = 0; i < n; i++)
+        s->pending[i] = keys[i].idx;
+    s->npending = n;
+    free(keys);
+    qsort(w, n, sizeof(*w), window_cmp);
+    int rc = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t ws = w[i].ws, we = w[i].we;
+        for (i++; i < n && w[i].ws <= we; i++)
+            if (w[i].we > we)
+                we = w[i].we;
+        c->base = ws;
+        if (hs_scan(d->som_db, c->text + ws, (unsigned)(we - ws), 0, s->hs, on_som, c) !=
+            HS_SUCCESS) {
+            rc = -1;
+            break;
+        }
+    }
+    c->base = 0;
+    s->npending = 0;
+    free(w);
+    return rc;
+}
+
+static int push_match(struct policy_scratch *s, int rule, size_t start, size_t end,
+                      const struct pol_detector *det)
+{
+    if (reserve((void **)&s->m, &s->mcap, s->nm + 1, sizeof(struct pol_match)))
+        return -1;
+    s->m[s->nm++] = (struct pol_match){.rule = rule, .start = start, .end = end, .det = det};
+    return 0;
+}
+
+static int on_decoded(unsigned int id, unsigned long long from, unsigned long long to,
+                      unsigned int flags, void *ctx)
+{
+    struct scan_ctx *c = ctx;
+    const struct pol_pat *p = &c->d->pats[id];
+    if (p->rule != c->rule || !p->det || p->det->signal != SIG_PHRASE)
+        return 0;
+    size_t ndet;
+    const struct pol_detector *base = injection_detectors(&ndet);
+    c->s->counts[p->det - base]++;
+    return 0;
+}
+
+/* Scores each prompt_injection rule from its hits; base64 spans count only
+ * when what they decode to contains an injection phrase. */
+static int score_injection(struct scan_ctx *c, int rule, double *score)
+{
+    struct policy_scratch *s = c->s;
+    const struct pol_direction *d = c->d;
+    size_t ndet;
+    const struct pol_detector *base = injection_detectors(&ndet);
+    if (reserve((void **)&s->counts, &s->ccap, ndet, sizeof(unsigned)))
+        return -1;
+    memset(s->counts, 0, ndet * sizeof(unsigned));
+    size_t first_match = s->nm;
+    for (size_t i = 0; i < s->nhits; i++) {
+        const struct hit *h = &s->hits[i];
+        if (h->lit || d->pats[h->id].rule != rule || h->start == START_UNKNOWN)
+            continue;
+        const struct pol_detector *det = d->pats[h->id].det;
+        size_t st = h->start, en = h->end;
+        if (det->validate && !det->validate(c->text, c->len, &st, &en))
+            continue;
+        if (det->signal == SIG_BASE64) {
+            long dl = injection_b64_decode(c->text + st, en - st, s->b64, sizeof(s->b64));
+            if (dl <= 0)
+                continue;
+            unsigned before = 0;
+            for (size_t k = 0; k < ndet; k++)
+                before += s->counts[k];
+            c->rule = rule;
+            hs_database_t *db = d->inj_db ? d->inj_db : d->re_db;
+            if (hs_scan(db, s->b64, (unsigned)dl, 0, s->hs, on_decoded, c) != HS_SUCCESS)
+                return -1;
+            unsigned after = 0;
+            for (size_t k = 0; k < ndet; k++)
+                after += s->counts[k];
+            if (after == before)
+                continue;
+        }
+        s->counts[det - base]++;
+        if (push_match(s, rule, st, en, det))
+            return -1;
+    }
+    *score = injection_score(s->counts, ndet);
+    if (*score <= 0.0 || *score < d->rules[rule].threshold)
+        s->nm = first_match; /* below threshold: not triggered */
+    return 0;
+}
+
+static int collect_matches(struct scan_ctx *c)
+{
+    struct policy_scratch *s = c->s;
+    const struct pol_direction *d = c->d;
+    for (size_t i = 0; i < s->nhits; i++) {
+        const struct hit *h = &s->hits[i];
+        if (h->lit) {
+            if (push_match(s, d->lits[h->id].rule, h->start, h->end, NULL))
+                return -1;
+            continue;
+        }
+        const struct pol_pat *p = &d->pats[h->id];
+        if (h->start == START_UNKNOWN || d->rules[p->rule].type == POL_INJECTION)
+            continue;
+        size_t st = h->start, en = h->end;
+        if (p->det && p->det->validate && !p->det->validate(c->text, c->len, &st, &en))
+            continue;
+        if (p->word_bounds && !word_edge_ok(c->text, c->len, st, en, p->word_bounds))
+            continue;
+        if (push_match(s, p->rule, st, en, p->det))
+            return -1;
+    }
+    for (int r = 0; r < d->nrules; r++) {
+        const struct pol_rule *rule = &d->rules[r];
+        s->scores[r] = -1.0;
+        if (rule->type == POL_INJECTION) {
+            if (score_injection(c, r, &s->scores[r]))
+                return -1;
+        } else if (rule->type == POL_LENGTH && c->len > (size_t)rule->max_chars) {
+            /* cheap test first: a text of n bytes has at most n code points */
+            size_t cps = pol_utf8_count(c->text, c->len);
+            if (cps > (size_t)rule->max_chars &&
+                push_match(s, r, pol_utf8_cp_to_byte(c->text, c->len, (size_t)rule->max_chars),
+                           c->len, NULL))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int ensure_scratch(struct policy_scratch *s, const struct policy *p)
+{
+    struct scratch_slot *slot = NULL;
+    s->tick++;
+    for (int i = 0; i < SCRATCH_CACHE; i++)
+        if (s->slots[i].p == p)
+            slot = &s->slots[i];
+    if (!slot) {
+        slot = &s->slots[0];
+        for (int i = 1; i < SCRATCH_CACHE; i++)
+            if (s->slots[i].used < slot->used)
+                slot = &s->slots[i];
+        hs_free_scratch(slot->hs);
+        policy_release(slot->p);
+        slot->hs = NULL;
+        slot->p = NULL;
+        if (p->proto && hs_clone_scratch(p->proto, &slot->hs) != HS_SUCCESS)
+            return -1;
+        /* the policy is immutable; the reference count is its only
+         * mutable part and is atomic */
+        slot->p = (struct policy *)p;
+        policy_retain(slot->p);
+    }
+    slot->used = s->tick;
+    s->hs = slot->hs;
+    return 0;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int policy_eval(const struct policy *p, struct policy_scratch *s, enum policy_direction dir,
+                const char *text, size_t len, struct policy_result *out)
+{
+    double t0 = now_ms();
+    memset(out, 0, sizeof(*out));
+    if (!p || !s || (!text && len) || len > UINT_MAX)
+        return -1;
+    if (!text)
+        text = "";
+    const struct pol_direction *d = pol_dir_get(p, dir);
+    struct scan_ctx c = {.s = s, .d = d, .text = text, .len = len, .rule = -1};
+    s->nhits = s->nm = 0;
+    if (ensure_scratch(s, p) ||
+        reserve((void **)&s->scores, &s->scap, (size_t)d->nrules + 1, sizeof(double)))
+        goto fail;
+    if (d->lit_db && hs_scan(d->lit_db, text, (unsigned)len, 0, s->hs, on_lit, &c) != HS_SUCCESS)
+        goto fail;
+    if (d->re_db && hs_scan(d->re_db, text, (unsigned)len, 0, s->hs, on_re, &c) != HS_SUCCESS)
+        goto fail;
+    if (d->gate_db && scan_gated(&c))
+        goto fail;
+    if (c.oom || resolve_starts(&c) || collect_matches(&c))
+        goto fail;
+    if (pol_finish(d, text, len, s->m, s->nm, s->scores, out))
+        goto fail;
+    out->latency_ms = now_ms() - t0;
+    return 0;
+fail:
+    policy_result_clear(out);
+    return -1;
+}
