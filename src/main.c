@@ -96,6 +96,27 @@ static int cli_project_id(struct store *st, const char *name, int64_t *id)
     return 0;
 }
 
+/* The preamble of the commands that act on one project: parses the
+ * arguments after the verb, opens the database and resolves --project.
+ * Returns the open store (caller closes it), or NULL with *status set (2 for
+ * a usage error, 1 otherwise). */
+static struct store *cli_open_project(int argc, char **argv, const char *usage_text,
+                                      struct cli_args *a, int64_t *project, int *status)
+{
+    *status = 2;
+    if (argc < 1 || cli_parse(argc - 1, argv + 1, a) != 0) {
+        fprintf(stderr, "usage: %s\n", usage_text);
+        return NULL;
+    }
+    *status = 1;
+    struct store *st = cli_open(a->database);
+    if (st && cli_project_id(st, a->project, project) != 0) {
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
 static char *read_all(FILE *f)
 {
     size_t cap = 4096, len = 0;
@@ -142,18 +163,14 @@ static int cmd_project(int argc, char **argv)
 
 static int cmd_key(int argc, char **argv)
 {
+    static const char usage_text[] = "collie key create|list|revoke --project NAME [PREFIX]";
     struct cli_args a;
-    if (argc < 1 || cli_parse(argc - 1, argv + 1, &a) != 0) {
-        fprintf(stderr, "usage: collie key create|list|revoke --project NAME [PREFIX]\n");
-        return 2;
-    }
-    struct store *st = cli_open(a.database);
-    if (!st)
-        return 1;
     int64_t project;
-    int status = 1;
-    if (cli_project_id(st, a.project, &project) != 0)
-        goto out;
+    int status;
+    struct store *st = cli_open_project(argc, argv, usage_text, &a, &project, &status);
+    if (!st)
+        return status;
+    status = 1;
     if (!strcmp(argv[0], "create")) {
         char key[API_KEY_LEN + 1];
         int rc = api_key_create(st, project, key);
@@ -185,7 +202,7 @@ static int cmd_key(int argc, char **argv)
         printf("revoked %s\n", a.positional[0]);
         status = 0;
     } else {
-        fprintf(stderr, "usage: collie key create|list|revoke --project NAME [PREFIX]\n");
+        fprintf(stderr, "usage: %s\n", usage_text);
         status = 2;
     }
 out:
@@ -195,18 +212,14 @@ out:
 
 static int cmd_policy(int argc, char **argv)
 {
+    static const char usage_text[] = "collie policy get|set --project NAME [FILE]";
     struct cli_args a;
-    if (argc < 1 || cli_parse(argc - 1, argv + 1, &a) != 0) {
-        fprintf(stderr, "usage: collie policy get|set --project NAME [FILE]\n");
-        return 2;
-    }
-    struct store *st = cli_open(a.database);
-    if (!st)
-        return 1;
     int64_t project;
-    int status = 1;
-    if (cli_project_id(st, a.project, &project) != 0)
-        goto out;
+    int status;
+    struct store *st = cli_open_project(argc, argv, usage_text, &a, &project, &status);
+    if (!st)
+        return status;
+    status = 1;
     if (!strcmp(argv[0], "get")) {
         char *json = NULL;
         int64_t version;
@@ -255,7 +268,7 @@ static int cmd_policy(int argc, char **argv)
         printf("policy version %lld\n", (long long)version);
         status = 0;
     } else {
-        fprintf(stderr, "usage: collie policy get|set --project NAME [FILE]\n");
+        fprintf(stderr, "usage: %s\n", usage_text);
         status = 2;
     }
 out:

@@ -145,6 +145,20 @@ int conn_exec(struct conn *c, const char *sql)
     return rc == SQLITE_OK ? STORE_OK : sqlite_fail(c, sql, rc);
 }
 
+int sqlite_step_int64(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *out)
+{
+    int r = sqlite3_step(s);
+    int rc;
+    if (r == SQLITE_ROW) {
+        *out = sqlite3_column_int64(s, 0);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, what, r);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 char *col_text(sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);

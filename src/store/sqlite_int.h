@@ -99,6 +99,11 @@ const struct secretbox *sqlite_box(const struct store *st);
 int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
                         const char *type, enum job_status status_after, int64_t now);
 
+/* Steps s (prepared and bound by the caller) for a single row and puts its
+ * first column in *out: STORE_OK, NOTFOUND for no row, or the error
+ * (logged as `what`). Resets s. */
+int sqlite_step_int64(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *out);
+
 /* strdup of a column, NULL for SQL NULL. */
 char *col_text(sqlite3_stmt *s, int i);
 

@@ -42,14 +42,7 @@ int store_project_find(struct store *st, const char *name, int64_t *out_id)
     int rc = STORE_IO;
     if (s) {
         bind_text(s, 1, name);
-        int r = sqlite3_step(s);
-        if (r == SQLITE_ROW) {
-            *out_id = sqlite3_column_int64(s, 0);
-            rc = STORE_OK;
-        } else {
-            rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "find project", r);
-        }
-        sqlite3_reset(s);
+        rc = sqlite_step_int64(c, s, "find project", out_id);
     }
     store_reader_put(st, c);
     return rc;
@@ -91,14 +84,7 @@ int store_key_lookup(struct store *st, const uint8_t hash[32], int64_t *out_proj
     int rc = STORE_IO;
     if (s) {
         sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
-        int r = sqlite3_step(s);
-        if (r == SQLITE_ROW) {
-            *out_project = sqlite3_column_int64(s, 0);
-            rc = STORE_OK;
-        } else {
-            rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "lookup key", r);
-        }
-        sqlite3_reset(s);
+        rc = sqlite_step_int64(c, s, "lookup key", out_project);
     }
     store_reader_put(st, c);
     return rc;
@@ -203,14 +189,7 @@ int store_policy_version(struct store *st, int64_t project_id, int64_t *version)
     int rc = STORE_IO;
     if (s) {
         sqlite3_bind_int64(s, 1, project_id);
-        int r = sqlite3_step(s);
-        if (r == SQLITE_ROW) {
-            *version = sqlite3_column_int64(s, 0);
-            rc = STORE_OK;
-        } else {
-            rc = r == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "policy version", r);
-        }
-        sqlite3_reset(s);
+        rc = sqlite_step_int64(c, s, "policy version", version);
     }
     store_reader_put(st, c);
     return rc;
