@@ -36,6 +36,9 @@ bool api_auth_or_reply(struct http_request *rq, int64_t *project);
  * Returns a new reference, or NULL when a 4xx was already sent. */
 json_t *api_json_body_or_reply(struct http_request *rq);
 
+/* Both of the above, for handlers that need nothing in between. */
+json_t *api_auth_json_or_reply(struct http_request *rq, int64_t *project);
+
 /* Reads an optional string member: *out = NULL when absent or null.
  * Replies 422 (naming the field) for a wrong type, an embedded NUL or more
  * than max_bytes; returns false then. */

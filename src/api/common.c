@@ -99,6 +99,11 @@ json_t *api_json_body_or_reply(struct http_request *rq)
     return v;
 }
 
+json_t *api_auth_json_or_reply(struct http_request *rq, int64_t *project)
+{
+    return api_auth_or_reply(rq, project) ? api_json_body_or_reply(rq) : NULL;
+}
+
 bool api_string_or_reply(struct http_request *rq, json_t *obj, const char *name, size_t max_bytes,
                          const char **out, size_t *len)
 {

@@ -55,9 +55,7 @@ void api_filter(struct http_request *rq)
 {
     struct app *app = http_request_app(rq);
     int64_t project;
-    if (!api_auth_or_reply(rq, &project))
-        return;
-    json_t *body = api_json_body_or_reply(rq);
+    json_t *body = api_auth_json_or_reply(rq, &project);
     if (!body)
         return;
     const char *dir_name, *text;

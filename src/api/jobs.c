@@ -463,10 +463,8 @@ void api_jobs_response(struct http_request *rq)
 {
     struct app *app = http_request_app(rq);
     int64_t project;
-    if (!api_auth_or_reply(rq, &project))
-        return;
     const char *id = http_request_param(rq, 0);
-    json_t *body = api_json_body_or_reply(rq);
+    json_t *body = api_auth_json_or_reply(rq, &project);
     if (!body)
         return;
     const char *response;
