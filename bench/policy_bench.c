@@ -43,17 +43,19 @@ static uint32_t rng(void)
 }
 
 static const char *const words[] = {
-    "the",     "of",      "and",     "to",       "in",        "a",        "is",     "that",
-    "for",     "it",      "as",      "was",      "with",      "be",       "by",     "on",
-    "not",     "he",      "this",    "are",      "or",        "his",      "from",   "at",
-    "which",   "but",     "have",    "an",       "had",       "they",     "you",    "were",
-    "their",   "one",     "all",     "we",       "can",       "her",      "has",    "there",
-    "been",    "if",      "more",    "when",     "will",      "would",    "who",    "so",
-    "system",  "report",  "customer", "order",   "delivery",  "weather",  "garden", "river",
-    "quarterly", "meeting", "schedule", "invoice", "analysis", "language", "model",  "question",
-    "answer",  "summary", "previous", "instructions", "follow", "policy", "account", "number",
-    "café",    "naïve",   "Müller",  "straße",   "résumé",    "São",      "Zürich", "niño",
-    "привет",  "東京",    "données", "ошибка",   "🙂",        "été",      "coöperate", "Ærø",
+    "the",       "of",       "and",       "to",       "in",           "a",        "is",
+    "that",      "for",      "it",        "as",       "was",          "with",     "be",
+    "by",        "on",       "not",       "he",       "this",         "are",      "or",
+    "his",       "from",     "at",        "which",    "but",          "have",     "an",
+    "had",       "they",     "you",       "were",     "their",        "one",      "all",
+    "we",        "can",      "her",       "has",      "there",        "been",     "if",
+    "more",      "when",     "will",      "would",    "who",          "so",       "system",
+    "report",    "customer", "order",     "delivery", "weather",      "garden",   "river",
+    "quarterly", "meeting",  "schedule",  "invoice",  "analysis",     "language", "model",
+    "question",  "answer",   "summary",   "previous", "instructions", "follow",   "policy",
+    "account",   "number",   "café",      "naïve",    "Müller",       "straße",   "résumé",
+    "São",       "Zürich",   "niño",      "привет",   "東京",         "données",  "ошибка",
+    "🙂",      "été",      "coöperate", "Ærø",
 };
 
 static const char *const inserts[] = {
@@ -184,10 +186,11 @@ static char *policy_with_keywords(int n, bool with_default)
             snprintf(w, sizeof(w), "%s", i == 0 ? "garden" : i == 250 ? "invoice" : "zürich");
         o += (size_t)sprintf(kw + o, "%s\"%s\"", i ? "," : "", w);
     }
-    const char *def_in = "{\"id\":\"prompt-injection\",\"type\":\"prompt_injection\",\"action\":"
-                         "\"flag\"},{\"id\":\"secrets\",\"type\":\"secrets\",\"action\":\"redact\"},"
-                         "{\"id\":\"pii\",\"type\":\"pii\",\"action\":\"redact\",\"entities\":["
-                         "\"credit_card\",\"us_ssn\"]},";
+    const char *def_in =
+        "{\"id\":\"prompt-injection\",\"type\":\"prompt_injection\",\"action\":"
+        "\"flag\"},{\"id\":\"secrets\",\"type\":\"secrets\",\"action\":\"redact\"},"
+        "{\"id\":\"pii\",\"type\":\"pii\",\"action\":\"redact\",\"entities\":["
+        "\"credit_card\",\"us_ssn\"]},";
     const char *def_out = "{\"id\":\"secrets\",\"type\":\"secrets\",\"action\":\"redact\"},"
                           "{\"id\":\"pii\",\"type\":\"pii\",\"action\":\"redact\"},";
     snprintf(doc, cap,
@@ -285,12 +288,28 @@ int main(int argc, char **argv)
         }
     }
 
-    /* 3. a typical 2 KB message (one email, one card), per evaluation */
+    /* 3. a typical 2 KB message: prose with an email, a phone number and a
+     * card number in it (so redaction runs) */
     char msg[2049];
-    memcpy(msg, text + (1u << 20), 2048);
-    msg[2048] = 0;
-    while (((unsigned char)msg[2047] & 0xC0) == 0x80 || (unsigned char)msg[2047] >= 0xC0)
-        memmove(msg + 1, msg, 2047), msg[0] = ' '; /* keep it valid UTF-8 */
+    {
+        const char *parts[] = {inserts[0], inserts[1], inserts[2]};
+        size_t o = 0, src = 1u << 20;
+        for (int k = 0; k < 3; k++) {
+            memcpy(msg + o, text + src, 600);
+            o += 600;
+            src += 4096;
+            size_t l = strlen(parts[k]);
+            memcpy(msg + o, parts[k], l);
+            o += l;
+        }
+        while (o < 2048)
+            msg[o++] = '.';
+        msg[2048] = 0;
+        /* replace bytes of sequences cut at the chunk edges: keep valid UTF-8 */
+        for (size_t i = 0; i < 2048; i++)
+            if ((unsigned char)msg[i] >= 0x80)
+                msg[i] = '~';
+    }
     const int iters = 2000;
     for (int dir = 0; dir < 2; dir++) {
         for (int r = 0; r < runs; r++) {
@@ -308,7 +327,7 @@ int main(int argc, char **argv)
     }
     policy_eval(p, s, POLICY_OUTBOUND, msg, 2048, &res);
     char *js = json_dumps(res.rules_triggered, JSON_COMPACT);
-    printf("2 KB message, outbound: decision %s, %.200s\n", policy_decision_name(res.decision), js);
+    printf("2 KB message, outbound: decision %s, %.300s\n", policy_decision_name(res.decision), js);
     free(js);
     policy_result_clear(&res);
 

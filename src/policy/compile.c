@@ -40,8 +40,8 @@ static int grow(void **p, size_t elem, unsigned cap)
 
 /* Appends a pattern to both the build arrays and d->pats. */
 static int add_pattern(struct pol_direction *d, struct pat_build *b, unsigned *pat_cap,
-                       const char *expr, unsigned flags, int rule,
-                       const struct pol_detector *det, unsigned char word_bounds)
+                       const char *expr, unsigned flags, int rule, const struct pol_detector *det,
+                       unsigned char word_bounds)
 {
     if (b->n == b->cap) {
         unsigned cap = b->cap ? b->cap * 2 : 64;
@@ -195,8 +195,7 @@ static int add_detectors(struct pol_direction *d, struct pat_build *b, unsigned 
     return 0;
 }
 
-static int compile_literals(struct pol_direction *d, const char *dir_name,
-                            struct policy_error *err)
+static int compile_literals(struct pol_direction *d, const char *dir_name, struct policy_error *err)
 {
     unsigned n = 0;
     for (int r = 0; r < d->nrules; r++) {
@@ -232,8 +231,9 @@ static int compile_literals(struct pol_direction *d, const char *dir_name,
             lens[i] = l;
             ids[i] = i;
             flags[i] = rule->case_sensitive ? 0 : HS_FLAG_CASELESS;
-            d->lits[i] = (struct pol_lit){
-                .rule = r, .len = (unsigned)l, .word_bounds = keyword_bounds(kw, l, rule->whole_word)};
+            d->lits[i] = (struct pol_lit){.rule = r,
+                                          .len = (unsigned)l,
+                                          .word_bounds = keyword_bounds(kw, l, rule->whole_word)};
         }
     }
     hs_compile_error_t *cerr = NULL;
@@ -278,6 +278,11 @@ static int pattern_info(struct pol_direction *d, struct pat_build *b, const char
         }
         pat->min_width = info->min_width;
         pat->max_width = info->max_width;
+        /* "$" and friends need an unpadded scan of the end (see SCAN_PAD in
+         * eval.c); a trailing \b (also reported as an EOD match) does not, and
+         * the detectors use no "$" */
+        if (!pat->det && (info->matches_at_eod || info->matches_only_at_eod))
+            d->eod = true;
         /* a fixed-width pattern that lost only its opening \b is checked in
          * on_re, without the SOM database */
         if (pat->lead_wb && info->min_width == info->max_width && !(pat->det && pat->det->fast) &&
@@ -329,7 +334,9 @@ static int compile_db(struct pol_direction *d, struct pat_build *b, enum db_kind
             const struct pol_rule *r = &d->rules[pat->rule];
             char field[64];
             snprintf(field, sizeof(field), "%s[%d].%s", dir_name, pat->rule,
-                     r->type == POL_REGEX ? "pattern" : r->type == POL_KEYWORDS ? "keywords" : "type");
+                     r->type == POL_REGEX      ? "pattern"
+                     : r->type == POL_KEYWORDS ? "keywords"
+                                               : "type");
             pol_error_set(err, r->id, field, "%s: %s",
                           som ? "pattern is too complex to locate where matches start"
                               : "pattern cannot be compiled",
@@ -361,7 +368,7 @@ static int compile_gate(struct pol_direction *d, const char *dir_name, struct po
             continue;
         const char *a = d->pats[i].det->anchors;
         while (*a) {
-            size_t l = strcspn(a, "|");
+            size_t l = strcspn(a, ",");
             bool dup = false;
             for (unsigned k = 0; k < n && !dup; k++)
                 dup = lens[k] == l && strncmp(seen[k], a, l) == 0;
@@ -372,7 +379,7 @@ static int compile_gate(struct pol_direction *d, const char *dir_name, struct po
                 ids[n] = n;
                 n++;
             }
-            a += l + (a[l] == '|');
+            a += l + (a[l] == ',');
         }
     }
     if (n == 0)
@@ -407,9 +414,9 @@ int pol_direction_compile(struct pol_direction *d, const char *dir_name, struct 
                 if (rule->case_sensitive || pol_is_ascii(kw, l))
                     continue; /* in lit_db */
                 char *e = escape_keyword(kw);
-                int bad = !e || add_pattern(d, &b, &cap, e,
-                                            HS_FLAG_UTF8 | HS_FLAG_UCP | HS_FLAG_CASELESS, r, NULL,
-                                            keyword_bounds(kw, l, rule->whole_word));
+                int bad =
+                    !e || add_pattern(d, &b, &cap, e, HS_FLAG_UTF8 | HS_FLAG_UCP | HS_FLAG_CASELESS,
+                                      r, NULL, keyword_bounds(kw, l, rule->whole_word));
                 free(e);
                 if (bad)
                     goto oom;
@@ -417,8 +424,8 @@ int pol_direction_compile(struct pol_direction *d, const char *dir_name, struct 
             break;
         case POL_REGEX:
             if (add_pattern(d, &b, &cap, rule->pattern,
-                            HS_FLAG_UTF8 | (rule->case_sensitive ? 0 : HS_FLAG_CASELESS), r,
-                            NULL, 0))
+                            HS_FLAG_UTF8 | (rule->case_sensitive ? 0 : HS_FLAG_CASELESS), r, NULL,
+                            0))
                 goto oom;
             break;
         case POL_PII:

@@ -12,6 +12,17 @@
 #define START_UNKNOWN SIZE_MAX
 #define B64_MAX 4096 /* the base64 detector's longest span */
 
+/* Vectorscan 5.4.9 (the Debian package) on AVX-512 machines misses matches
+ * that end within the last ~32 bytes of the buffer scanned (accelerator tail
+ * bugs fixed upstream in vectorscan PRs #375/#378; measured here: an email
+ * or SSN followed by fewer than 22 bytes was missed at about one offset in
+ * seventy). Every scan therefore goes through scan_region: the bytes near
+ * the end of a region are scanned from a copy followed by SCAN_PAD zero
+ * bytes, and matches the padding could only have ended are dropped. */
+#define SCAN_PAD 64
+#define SCAN_DANGER 128 /* matches ending this close to a buffer end are re-scanned */
+#define SCAN_TAIL 8192  /* the padded copy: the whole region when shorter */
+
 struct window {
     size_t ws, we;
 };
@@ -42,7 +53,7 @@ struct policy_scratch {
     hs_scratch_t *hs; /* the slot's scratch of the current evaluation */
     struct hit *hits;
     size_t nhits, hcap;
-    size_t *pending; /* indices of hits that need a start, sorted by (end, id) */
+    size_t *pending;    /* indices of hits that need a start, sorted by (end, id) */
     struct window *win; /* gate windows */
     size_t nwin, wcap;
     size_t npending, pcap;
@@ -52,7 +63,9 @@ struct policy_scratch {
     size_t scap;
     unsigned *counts; /* injection detector counts of one rule */
     size_t ccap;
-    char b64[B64_MAX];
+    char *pad; /* padded copy of a region's tail */
+    size_t padcap;
+    char b64[B64_MAX + SCAN_PAD];
 };
 
 struct policy_scratch *policy_scratch_new(void)
@@ -71,6 +84,7 @@ void policy_scratch_free(struct policy_scratch *s)
     free(s->hits);
     free(s->pending);
     free(s->win);
+    free(s->pad);
     free(s->m);
     free(s->scores);
     free(s->counts);
@@ -97,10 +111,16 @@ struct scan_ctx {
     const struct pol_direction *d;
     const char *text;
     size_t len;
-    size_t base; /* window start, for the SOM re-scan */
+    size_t base; /* offset in text of the buffer being scanned */
+    /* matches outside [min_end, max_end] belong to another pass of
+     * scan_region (or end in its padding) */
+    size_t min_end, max_end;
+    bool dedupe; /* the end-of-data pass may repeat hits of the padded pass */
     int rule;    /* decoded-payload scans: the injection rule counted */
     bool oom;
 };
+
+#define OUTSIDE(c, end) ((end) < (c)->min_end || (end) > (c)->max_end)
 
 static bool word_edge_ok(const char *text, size_t len, size_t start, size_t end,
                          unsigned char bounds)
@@ -119,6 +139,10 @@ static bool word_edge_ok(const char *text, size_t len, size_t start, size_t end,
 static int push_hit(struct scan_ctx *c, unsigned id, bool lit, size_t start, size_t end)
 {
     struct policy_scratch *s = c->s;
+    if (c->dedupe)
+        for (size_t i = s->nhits; i-- > 0 && s->hits[i].end >= c->min_end;)
+            if (s->hits[i].end == end && s->hits[i].id == id && s->hits[i].lit == lit)
+                return 0;
     if (reserve((void **)&s->hits, &s->hcap, s->nhits + 1, sizeof(struct hit))) {
         c->oom = true;
         return 1; /* stops the scan */
@@ -132,7 +156,9 @@ static int on_lit(unsigned int id, unsigned long long from, unsigned long long t
 {
     struct scan_ctx *c = ctx;
     const struct pol_lit *l = &c->d->lits[id];
-    size_t end = (size_t)to, start = end - l->len;
+    size_t end = c->base + (size_t)to, start = end - l->len;
+    if (OUTSIDE(c, end))
+        return 0;
     if (l->word_bounds && !word_edge_ok(c->text, c->len, start, end, l->word_bounds))
         return 0;
     return push_hit(c, id, true, start, end);
@@ -144,6 +170,8 @@ static int on_re(unsigned int id, unsigned long long from, unsigned long long to
     struct scan_ctx *c = ctx;
     const struct pol_pat *p = &c->d->pats[id];
     size_t end = c->base + (size_t)to;
+    if (OUTSIDE(c, end))
+        return 0;
     /* A maximal-munch guard: a match whose next byte would extend it is not
      * an end (Vectorscan has no lookahead), which keeps one hit per token. */
     if (p->det && p->det->guard != GUARD_NONE && end < c->len &&
@@ -159,12 +187,56 @@ static int on_re(unsigned int id, unsigned long long from, unsigned long long to
     return push_hit(c, id, false, start, end);
 }
 
+/* Scans db over text[rs, re) (see SCAN_PAD): the region up to SCAN_DANGER
+ * before its end as it is, the rest from a padded copy, and, for patterns
+ * that can match only at the end of data ("$"), the end once more as it is. */
+static int scan_region(struct scan_ctx *c, const hs_database_t *db, size_t rs, size_t re,
+                       match_event_handler cb)
+{
+    struct policy_scratch *s = c->s;
+    size_t ts = rs;
+    int rc = 0;
+    c->min_end = rs;
+    if (re - rs > SCAN_TAIL) {
+        ts = re - SCAN_TAIL;
+        c->base = rs;
+        c->max_end = re - SCAN_DANGER;
+        if (hs_scan(db, c->text + rs, (unsigned)(re - rs), 0, s->hs, cb, c) != HS_SUCCESS)
+            rc = -1;
+        c->min_end = re - SCAN_DANGER + 1;
+    }
+    size_t tn = re - ts;
+    if (!rc && reserve((void **)&s->pad, &s->padcap, tn + SCAN_PAD, 1))
+        rc = -1;
+    if (!rc) {
+        memcpy(s->pad, c->text + ts, tn);
+        memset(s->pad + tn, 0, SCAN_PAD);
+        c->base = ts;
+        c->max_end = re;
+        if (hs_scan(db, s->pad, (unsigned)(tn + SCAN_PAD), 0, s->hs, cb, c) != HS_SUCCESS)
+            rc = -1;
+    }
+    if (!rc && re == c->len && c->d->eod) {
+        c->base = ts;
+        c->dedupe = true;
+        if (hs_scan(db, c->text + ts, (unsigned)tn, 0, s->hs, cb, c) != HS_SUCCESS)
+            rc = -1;
+        c->dedupe = false;
+    }
+    c->base = 0;
+    c->min_end = 0;
+    c->max_end = c->len;
+    return rc || c->oom ? -1 : 0;
+}
+
 static int on_gate(unsigned int id, unsigned long long from, unsigned long long to,
                    unsigned int flags, void *ctx)
 {
     struct scan_ctx *c = ctx;
     struct policy_scratch *s = c->s;
-    size_t end = (size_t)to;
+    size_t end = c->base + (size_t)to;
+    if (OUTSIDE(c, end))
+        return 0;
     if (reserve((void **)&s->win, &s->wcap, s->nwin + 1, sizeof(struct window))) {
         c->oom = true;
         return 1;
@@ -183,8 +255,7 @@ static int scan_gated(struct scan_ctx *c)
     struct policy_scratch *s = c->s;
     const struct pol_direction *d = c->d;
     s->nwin = 0;
-    if (hs_scan(d->gate_db, c->text, (unsigned)c->len, 0, s->hs, on_gate, c) != HS_SUCCESS ||
-        c->oom)
+    if (scan_region(c, d->gate_db, 0, c->len, on_gate))
         return -1;
     size_t i = 0;
     while (i < s->nwin) {
@@ -192,13 +263,10 @@ static int scan_gated(struct scan_ctx *c)
         for (i++; i < s->nwin && s->win[i].ws <= we; i++)
             if (s->win[i].we > we)
                 we = s->win[i].we;
-        c->base = ws;
-        if (hs_scan(d->inj_db, c->text + ws, (unsigned)(we - ws), 0, s->hs, on_re, c) !=
-            HS_SUCCESS)
+        if (scan_region(c, d->inj_db, ws, we, on_re))
             return -1;
     }
-    c->base = 0;
-    return c->oom ? -1 : 0;
+    return 0;
 }
 
 static int pending_cmp_key(const struct hit *h, size_t end, unsigned id)
@@ -214,6 +282,8 @@ static int on_som(unsigned int id, unsigned long long from, unsigned long long t
     struct scan_ctx *c = ctx;
     struct policy_scratch *s = c->s;
     size_t end = c->base + (size_t)to, start = c->base + (size_t)from;
+    if (OUTSIDE(c, end))
+        return 0;
     size_t lo = 0, hi = s->npending;
     while (lo < hi) { /* first pending hit with key >= (end, id) */
         size_t mid = (lo + hi) / 2;
@@ -302,14 +372,11 @@ static int resolve_starts(struct scan_ctx *c)
         for (i++; i < n && w[i].ws <= we; i++)
             if (w[i].we > we)
                 we = w[i].we;
-        c->base = ws;
-        if (hs_scan(d->som_db, c->text + ws, (unsigned)(we - ws), 0, s->hs, on_som, c) !=
-            HS_SUCCESS) {
+        if (scan_region(c, d->som_db, ws, we, on_som)) {
             rc = -1;
             break;
         }
     }
-    c->base = 0;
     s->npending = 0;
     free(w);
     return rc;
@@ -329,7 +396,7 @@ static int on_decoded(unsigned int id, unsigned long long from, unsigned long lo
 {
     struct scan_ctx *c = ctx;
     const struct pol_pat *p = &c->d->pats[id];
-    if (p->rule != c->rule || !p->det || p->det->signal != SIG_PHRASE)
+    if ((size_t)to > c->max_end || p->rule != c->rule || !p->det || p->det->signal != SIG_PHRASE)
         return 0;
     size_t ndet;
     const struct pol_detector *base = injection_detectors(&ndet);
@@ -358,7 +425,7 @@ static int score_injection(struct scan_ctx *c, int rule, double *score)
         if (det->validate && !det->validate(c->text, c->len, &st, &en))
             continue;
         if (det->signal == SIG_BASE64) {
-            long dl = injection_b64_decode(c->text + st, en - st, s->b64, sizeof(s->b64));
+            long dl = injection_b64_decode(c->text + st, en - st, s->b64, B64_MAX);
             if (dl <= 0)
                 continue;
             unsigned before = 0;
@@ -366,7 +433,11 @@ static int score_injection(struct scan_ctx *c, int rule, double *score)
                 before += s->counts[k];
             c->rule = rule;
             hs_database_t *db = d->inj_db ? d->inj_db : d->re_db;
-            if (hs_scan(db, s->b64, (unsigned)dl, 0, s->hs, on_decoded, c) != HS_SUCCESS)
+            memset(s->b64 + dl, 0, SCAN_PAD); /* see SCAN_PAD */
+            c->max_end = (size_t)dl;
+            int hrc = hs_scan(db, s->b64, (unsigned)(dl + SCAN_PAD), 0, s->hs, on_decoded, c);
+            c->max_end = c->len;
+            if (hrc != HS_SUCCESS)
                 return -1;
             unsigned after = 0;
             for (size_t k = 0; k < ndet; k++)
@@ -469,14 +540,14 @@ int policy_eval(const struct policy *p, struct policy_scratch *s, enum policy_di
     if (!text)
         text = "";
     const struct pol_direction *d = pol_dir_get(p, dir);
-    struct scan_ctx c = {.s = s, .d = d, .text = text, .len = len, .rule = -1};
+    struct scan_ctx c = {.s = s, .d = d, .text = text, .len = len, .max_end = len, .rule = -1};
     s->nhits = s->nm = 0;
     if (ensure_scratch(s, p) ||
         reserve((void **)&s->scores, &s->scap, (size_t)d->nrules + 1, sizeof(double)))
         goto fail;
-    if (d->lit_db && hs_scan(d->lit_db, text, (unsigned)len, 0, s->hs, on_lit, &c) != HS_SUCCESS)
+    if (d->lit_db && scan_region(&c, d->lit_db, 0, len, on_lit))
         goto fail;
-    if (d->re_db && hs_scan(d->re_db, text, (unsigned)len, 0, s->hs, on_re, &c) != HS_SUCCESS)
+    if (d->re_db && scan_region(&c, d->re_db, 0, len, on_re))
         goto fail;
     if (d->gate_db && scan_gated(&c))
         goto fail;

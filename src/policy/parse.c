@@ -34,9 +34,12 @@ const char *policy_default_json(void)
 }
 
 static const char *const type_names[] = {
-    [POL_KEYWORDS] = "keywords",   [POL_REGEX] = "regex",
-    [POL_PII] = "pii",             [POL_SECRETS] = "secrets",
-    [POL_INJECTION] = "prompt_injection", [POL_LENGTH] = "length",
+    [POL_KEYWORDS] = "keywords",
+    [POL_REGEX] = "regex",
+    [POL_PII] = "pii",
+    [POL_SECRETS] = "secrets",
+    [POL_INJECTION] = "prompt_injection",
+    [POL_LENGTH] = "length",
 };
 
 const char *pol_type_name(enum pol_rule_type t)
@@ -149,8 +152,8 @@ static int get_bool(struct rule_ctx *c, json_t *obj, const char *name, bool dflt
 
 static int parse_keywords(struct rule_ctx *c, json_t *obj, struct pol_rule *r, size_t *total)
 {
-    static const char *const fields[] = {"id", "type", "action", "description", "keywords",
-                                         "case_sensitive", "whole_word", NULL};
+    static const char *const fields[] = {"id",       "type",           "action",     "description",
+                                         "keywords", "case_sensitive", "whole_word", NULL};
     if (allowed_fields(c, obj, fields))
         return -1;
     json_t *kw = json_object_get(obj, "keywords");
@@ -456,8 +459,8 @@ int pol_parse(struct policy *p, const char *json, size_t len, struct policy_erro
     json_error_t jerr;
     json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
-        pol_error_set(err, "", "", "invalid JSON at line %d column %d: %s", jerr.line,
-                      jerr.column, jerr.text);
+        pol_error_set(err, "", "", "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                      jerr.text);
         return -1;
     }
     int rc = -1;

@@ -48,7 +48,9 @@ json_t *policy_to_json(const struct policy *p);
  * when the document has no "legacy" list). */
 int policy_rule_count(const struct policy *p, enum policy_direction dir);
 
-/* Per-thread scratch space. free accepts NULL. */
+/* Per-thread scratch space. free accepts NULL. A scratch holds a reference
+ * to each of the (up to four) policies it evaluated last, so that their
+ * Vectorscan scratch is reused; policy_scratch_free releases them. */
 struct policy_scratch *policy_scratch_new(void);
 void policy_scratch_free(struct policy_scratch *s);
 

@@ -22,13 +22,13 @@
 
 #include "policy/policy.h"
 
-#define POL_MAX_RULES 1000          /* per direction */
-#define POL_MAX_KEYWORDS 100000     /* per direction, all keyword rules together */
-#define POL_MAX_KEYWORD_BYTES 1024  /* one keyword */
-#define POL_MAX_PATTERN_BYTES 8192  /* one user regex */
+#define POL_MAX_RULES 1000           /* per direction */
+#define POL_MAX_KEYWORDS 100000      /* per direction, all keyword rules together */
+#define POL_MAX_KEYWORD_BYTES 1024   /* one keyword */
+#define POL_MAX_PATTERN_BYTES 8192   /* one user regex */
 #define POL_MAX_REPORTED_MATCHES 100 /* per rule in rules_triggered; all are redacted */
 #define POL_ID_MAX 64
-#define POL_GATE_WINDOW 192 /* bytes scanned on each side of an anchor */
+#define POL_GATE_WINDOW 128 /* bytes scanned on each side of an anchor */
 
 enum pol_rule_type { POL_KEYWORDS, POL_REGEX, POL_PII, POL_SECRETS, POL_INJECTION, POL_LENGTH };
 
@@ -98,20 +98,20 @@ struct pol_detector {
      * by the SOM database, which compiles expr. */
     const char *fast;
     /* Optional, prompt-injection phrases: words of which every match
-     * contains at least one ("ignore|disregard|forget"), matched without
+     * contains at least one ("ignore,disregard,forget"), matched without
      * case. Such a detector is not in re_db: it is scanned (inj_db) only in
      * a window around where gate_db found one of these words, because the
      * phrases, full of common words, scan prose at about 0.3 GB/s. */
     const char *anchors;
-    unsigned flags;     /* HS_FLAG_* */
-    unsigned entity_bit; /* PII_* for pii detectors, 0 otherwise */
+    unsigned flags;       /* HS_FLAG_* */
+    unsigned entity_bit;  /* PII_* for pii detectors, 0 otherwise */
     enum pol_guard guard; /* an end followed by this class is not a match end */
     pol_validate_fn validate;
     /* Longest span worth locating, for patterns written unbounded (bounded
      * repeats make SOM databases "too large"): the start of a longer match
      * is searched for only this far back from its end. */
     unsigned max_len;
-    double weight;      /* prompt injection only */
+    double weight; /* prompt injection only */
     enum pol_signal signal;
 };
 
@@ -125,7 +125,7 @@ struct pol_pat {
     const struct pol_detector *det; /* NULL for regex rules and keywords */
     unsigned min_width, max_width;  /* bytes; max_width UINT_MAX = unbounded */
     unsigned char word_bounds;      /* keywords: bit 0 start, bit 1 end must be a word edge */
-    bool lead_wb; /* re_db scans it without its leading \\b (see compile.c) */
+    bool lead_wb;                   /* re_db scans it without its leading \\b (see compile.c) */
     bool confirm; /* re_db scans a superset (det->fast): always confirmed by som_db */
     bool gated;   /* in inj_db instead of re_db (det->anchors) */
 };
@@ -143,13 +143,14 @@ struct pol_direction {
     hs_database_t *lit_db;
     struct pol_lit *lits;
     unsigned nlits;
-    hs_database_t *re_db;  /* NULL when there are no patterns */
+    hs_database_t *re_db;   /* NULL when there are no patterns */
     hs_database_t *gate_db; /* anchors of the gated detectors (literals) */
     hs_database_t *inj_db;  /* the gated detectors, scanned in windows */
-    hs_database_t *som_db; /* NULL when every pattern has a fixed width */
+    hs_database_t *som_db;  /* NULL when every pattern has a fixed width */
     struct pol_pat *pats;
     unsigned npats;
     int injection_rules; /* count: the base64 payload pass is skipped without them */
+    bool eod;            /* some pattern can match only at the end of data ("$") */
 };
 
 struct policy {
@@ -170,8 +171,7 @@ void pol_error_set(struct policy_error *err, const char *rule_id, const char *fi
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* compile.c */
-int pol_direction_compile(struct pol_direction *d, const char *dir_name,
-                          struct policy_error *err);
+int pol_direction_compile(struct pol_direction *d, const char *dir_name, struct policy_error *err);
 void pol_direction_free(struct pol_direction *d);
 
 /* The rules a direction evaluates (legacy falls back to inbound). */

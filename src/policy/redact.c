@@ -151,15 +151,16 @@ static int build_report(const struct pol_direction *d, const char *text, size_t 
             if (!o || json_array_append_new(matches, o))
                 goto fail_matches;
         }
-        json_t *t = json_pack("{s:s, s:s, s:s, s:o, s:I}", "rule_id", rule->id, "type",
-                              pol_type_name(rule->type), "action",
-                              policy_decision_name(rule->action), "matches", matches,
-                              "match_count", (json_int_t)count);
+        json_t *t =
+            json_pack("{s:s, s:s, s:s, s:o, s:I}", "rule_id", rule->id, "type",
+                      pol_type_name(rule->type), "action", policy_decision_name(rule->action),
+                      "matches", matches, "match_count", (json_int_t)count);
         matches = NULL; /* "o" took it, even on failure */
         if (!t)
             goto done;
         if (rule->type == POL_INJECTION && scores[r] >= 0.0)
-            json_object_set_new(t, "score", json_real((double)(int)(scores[r] * 1000 + 0.5) / 1000));
+            json_object_set_new(t, "score",
+                                json_real((double)(int)(scores[r] * 1000 + 0.5) / 1000));
         if (json_array_append_new(out->rules_triggered, t))
             goto done;
         continue;

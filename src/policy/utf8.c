@@ -10,15 +10,16 @@
 size_t pol_utf8_count(const char *s, size_t n)
 {
     /* Every byte that is not a continuation byte (10xxxxxx) starts a code
-     * point. Eight bytes at a time: bit 7 set and bit 6 clear, counted with
-     * popcount (offsets of a 16 MiB text: 10 ms byte by byte, 2 ms so). */
+     * point. Eight bytes at a time: bit 7 set and bit 6 clear, summed with a
+     * multiply (offsets of a 16 MiB text: 10 ms byte by byte, 2 ms so). */
     const unsigned char *u = (const unsigned char *)s;
     size_t c = 0, i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t x;
         memcpy(&x, u + i, 8);
-        uint64_t cont = x & ~(x << 1) & 0x8080808080808080ull;
-        c += 8 - (size_t)__builtin_popcountll(cont);
+        uint64_t cont = (x & ~(x << 1) & 0x8080808080808080ull) >> 7;
+        /* one bit per byte: the multiply sums the eight bytes into the top one */
+        c += 8 - (size_t)((cont * 0x0101010101010101ull) >> 56);
     }
     for (; i < n; i++)
         c += (u[i] & 0xC0) != 0x80;
@@ -80,8 +81,8 @@ uint32_t pol_utf8_prev(const char *s, size_t i)
 bool pol_is_word_cp(uint32_t cp)
 {
     if (cp < 0x80)
-        return (cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') ||
-               (cp >= 'a' && cp <= 'z') || cp == '_';
+        return (cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z') ||
+               cp == '_';
     if (cp < 0xC0)
         return cp == 0xAA || cp == 0xB5 || cp == 0xBA; /* ª µ º */
     if (cp == 0xD7 || cp == 0xF7)
@@ -162,8 +163,7 @@ bool pol_guard_has(enum pol_guard g, unsigned char c)
         return alnum || c == '+' || c == '/' || c == '=' || c == ' ' || c == '\n' || c == '\r' ||
                c == '\t';
     case GUARD_NONSPACE:
-        return c > ' ' && c != '"' && c != '\'' && c != '`' && c != ',' && c != ';' &&
-               c != 0x7F;
+        return c > ' ' && c != '"' && c != '\'' && c != '`' && c != ',' && c != ';' && c != 0x7F;
     }
     return false;
 }

@@ -159,8 +159,8 @@ static double ratio(int a, int b)
 
 /* Runs a span detector over file, its held-out companion and the benign
  * prompts; prints each, asserts on the union. */
-static void span_detector(const char *rule, const char *file, const char *holdout,
-                          bool any_entity, const char *what)
+static void span_detector(const char *rule, const char *file, const char *holdout, bool any_entity,
+                          const char *what)
 {
     static struct corpus c, h, benign;
     load(&c, file, 3);
@@ -198,15 +198,15 @@ static void span_detector(const char *rule, const char *file, const char *holdou
 
 static void test_pii(void **state)
 {
-    span_detector("{\"id\":\"pii\",\"type\":\"pii\",\"action\":\"flag\"}", "pii.tsv", "pii_holdout.tsv",
-                  false, "pii");
+    span_detector("{\"id\":\"pii\",\"type\":\"pii\",\"action\":\"flag\"}", "pii.tsv",
+                  "pii_holdout.tsv", false, "pii");
 }
 
 /* Per-entity figures, printed only (the threshold applies to the detector). */
 static void test_pii_per_entity(void **state)
 {
-    static const char *const entities[] = {"email", "phone", "credit_card", "iban", "us_ssn",
-                                           "ip_address"};
+    static const char *const entities[] = {"email", "phone",  "credit_card",
+                                           "iban",  "us_ssn", "ip_address"};
     static struct corpus c;
     load(&c, "pii.tsv", 3);
     for (size_t e = 0; e < 6; e++) {
@@ -254,8 +254,8 @@ static void test_injection(void **state)
         struct policy_result r;
         assert_int_equal(policy_eval(p, s, POLICY_INBOUND, ln->text, strlen(ln->text), &r), 0);
         bool hit = r.decision == POLICY_FLAG;
-        double score = json_number_value(
-            json_object_get(json_array_get(r.rules_triggered, 0), "score"));
+        double score =
+            json_number_value(json_object_get(json_array_get(r.rules_triggered, 0), "score"));
         if (i >= main_n && i < c.n) {
             hpos += label;
             htp += label && hit;
@@ -289,6 +289,38 @@ static void test_injection(void **state)
     assert_true(fpr <= 0.03);
 }
 
+/* The fresh set (written last, see make_corpus.py) is reported, never
+ * asserted: the detectors must not be tuned to it. */
+static void test_injection_fresh(void **state)
+{
+    static struct corpus c;
+    load(&c, "injection_fresh.tsv", 2);
+    struct policy *p =
+        compile_one("{\"id\":\"inj\",\"type\":\"prompt_injection\",\"action\":\"flag\"}");
+    struct policy_scratch *s = policy_scratch_new();
+    int pos = 0, tp = 0, neg = 0, fp = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        bool label = strcmp(c.lines[i].label, "1") == 0;
+        struct policy_result r;
+        assert_int_equal(
+            policy_eval(p, s, POLICY_INBOUND, c.lines[i].text, strlen(c.lines[i].text), &r), 0);
+        bool hit = r.decision == POLICY_FLAG;
+        pos += label;
+        tp += label && hit;
+        neg += !label;
+        fp += !label && hit;
+        if (label != hit)
+            printf("  fresh %s: %s\n", label ? "FN" : "FP", c.lines[i].text);
+        policy_result_clear(&r);
+    }
+    printf("prompt_injection fresh (not asserted): %d positives, %d negatives, recall=%.3f "
+           "fp rate=%.3f\n",
+           pos, neg, ratio(tp, pos), ratio(fp, neg));
+    policy_scratch_free(s);
+    policy_release(p);
+    unload(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_pii_per_entity),
         cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_injection),
+        cmocka_unit_test(test_injection_fresh),
     };
     return cmocka_run_group_tests_name("policy_corpus", tests, NULL, NULL);
 }

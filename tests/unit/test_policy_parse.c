@@ -57,12 +57,12 @@ static void test_default_policy(void **state)
 static void test_normalised_defaults(void **state)
 {
     struct policy_error err;
-    struct policy *p = compile_str(
-        "{\"inbound\":[{\"id\":\"k\",\"type\":\"keywords\",\"action\":\"block\","
-        "\"keywords\":[\"a\"]},{\"id\":\"r\",\"type\":\"regex\",\"action\":\"flag\","
-        "\"pattern\":\"x+\",\"description\":\"xs\"},"
-        "{\"id\":\"i\",\"type\":\"prompt_injection\",\"action\":\"flag\"}]}",
-        &err);
+    struct policy *p =
+        compile_str("{\"inbound\":[{\"id\":\"k\",\"type\":\"keywords\",\"action\":\"block\","
+                    "\"keywords\":[\"a\"]},{\"id\":\"r\",\"type\":\"regex\",\"action\":\"flag\","
+                    "\"pattern\":\"x+\",\"description\":\"xs\"},"
+                    "{\"id\":\"i\",\"type\":\"prompt_injection\",\"action\":\"flag\"}]}",
+                    &err);
     assert_non_null(p);
     json_t *j = policy_to_json(p);
     json_t *in = json_object_get(j, "inbound");
@@ -116,12 +116,12 @@ static void test_document_errors(void **state)
 
 static void test_rule_errors(void **state)
 {
-    expect_error("{\"inbound\":[{\"type\":\"secrets\",\"action\":\"flag\"}]}", "#0", "inbound[0].id",
-                 "required");
+    expect_error("{\"inbound\":[{\"type\":\"secrets\",\"action\":\"flag\"}]}", "#0",
+                 "inbound[0].id", "required");
     expect_error("{\"inbound\":[{\"id\":7,\"type\":\"secrets\",\"action\":\"flag\"}]}", "#0",
                  "inbound[0].id", "string");
-    expect_error("{\"inbound\":[{\"id\":\"a b\",\"type\":\"secrets\",\"action\":\"flag\"}]}",
-                 "#0", "id", "may only contain");
+    expect_error("{\"inbound\":[{\"id\":\"a b\",\"type\":\"secrets\",\"action\":\"flag\"}]}", "#0",
+                 "id", "may only contain");
     expect_error("{\"outbound\":[{\"id\":\"s\",\"type\":\"secrets\",\"action\":\"flag\"},"
                  "{\"id\":\"s\",\"type\":\"pii\",\"action\":\"flag\"}]}",
                  "s", "outbound[1].id", "duplicate");

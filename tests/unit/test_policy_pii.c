@@ -10,7 +10,8 @@
 
 #include "policy/policy.h"
 
-#define PII(entity) "{\"id\":\"p\",\"type\":\"pii\",\"action\":\"flag\",\"entities\":[\"" entity "\"]}"
+#define PII(entity)                                                                                \
+    "{\"id\":\"p\",\"type\":\"pii\",\"action\":\"flag\",\"entities\":[\"" entity "\"]}"
 #define PII_ALL "{\"id\":\"p\",\"type\":\"pii\",\"action\":\"flag\"}"
 
 /* Evaluates text against one rule and returns the matched spans as
@@ -93,7 +94,8 @@ static void test_iban(void **state)
 {
     assert_string_equal(spans(PII("iban"), "IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX"),
                         "iban:DE89 3704 0044 0532 0130 00");
-    assert_string_equal(spans(PII("iban"), "to GB82WEST12345698765432."), "iban:GB82WEST12345698765432");
+    assert_string_equal(spans(PII("iban"), "to GB82WEST12345698765432."),
+                        "iban:GB82WEST12345698765432");
     /* one digit off: mod-97 fails */
     assert_string_equal(spans(PII("iban"), "DE89 3704 0044 0532 0130 01"), "");
     /* wrong length for the country */
@@ -106,7 +108,8 @@ static void test_ssn(void **state)
 {
     assert_string_equal(spans(PII("us_ssn"), "SSN 123-45-6789."), "us_ssn:123-45-6789");
     assert_string_equal(spans(PII("us_ssn"), "ssn 078 05 1120"), "us_ssn:078 05 1120");
-    assert_string_equal(spans(PII("us_ssn"), "000-12-3456 666-12-3456 900-12-3456 999-12-3456"), "");
+    assert_string_equal(spans(PII("us_ssn"), "000-12-3456 666-12-3456 900-12-3456 999-12-3456"),
+                        "");
     assert_string_equal(spans(PII("us_ssn"), "123-00-4567 123-45-0000"), "");
     assert_string_equal(spans(PII("us_ssn"), "ISBN 978-123-45-6789"), "");
     assert_string_equal(spans(PII("us_ssn"), "phone 415-555-2671"), "");
@@ -116,10 +119,12 @@ static void test_ip(void **state)
 {
     assert_string_equal(spans(PII("ip_address"), "host 192.168.1.20, gw 10.0.0.1."),
                         "ip_address:192.168.1.20|ip_address:10.0.0.1");
-    assert_string_equal(spans(PII("ip_address"), "v6 2001:db8::1 and ::1 and fe80::1ff:fe23:4567:890a"),
-                        "ip_address:2001:db8::1|ip_address:::1|ip_address:fe80::1ff:fe23:4567:890a");
+    assert_string_equal(
+        spans(PII("ip_address"), "v6 2001:db8::1 and ::1 and fe80::1ff:fe23:4567:890a"),
+        "ip_address:2001:db8::1|ip_address:::1|ip_address:fe80::1ff:fe23:4567:890a");
     assert_string_equal(spans(PII("ip_address"), "999.1.1.1 1.3.6.1.4.1.343 version 2.4.1.1"), "");
-    assert_string_equal(spans(PII("ip_address"), "std::vector Foo::bar 12:30:45 00:1A:2B:3C:4D:5E"), "");
+    assert_string_equal(spans(PII("ip_address"), "std::vector Foo::bar 12:30:45 00:1A:2B:3C:4D:5E"),
+                        "");
     assert_string_equal(spans(PII("ip_address"), "cafe::babe"), "");
 }
 
@@ -151,10 +156,14 @@ static void test_unicode_offsets(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_email),        cmocka_unit_test(test_phone),
-        cmocka_unit_test(test_credit_card),  cmocka_unit_test(test_iban),
-        cmocka_unit_test(test_ssn),          cmocka_unit_test(test_ip),
-        cmocka_unit_test(test_entities_filter), cmocka_unit_test(test_unicode_offsets),
+        cmocka_unit_test(test_email),
+        cmocka_unit_test(test_phone),
+        cmocka_unit_test(test_credit_card),
+        cmocka_unit_test(test_iban),
+        cmocka_unit_test(test_ssn),
+        cmocka_unit_test(test_ip),
+        cmocka_unit_test(test_entities_filter),
+        cmocka_unit_test(test_unicode_offsets),
     };
     return cmocka_run_group_tests_name("policy_pii", tests, NULL, NULL);
 }

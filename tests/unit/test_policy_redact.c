@@ -65,8 +65,8 @@ static void assert_match(const char *id, size_t k, long long start, long long en
 }
 
 /* list is one string literal: "\"a\",\"b\"" */
-#define KW(id, action, extra, list)                                                               \
-    "{\"id\":\"" id "\",\"type\":\"keywords\",\"action\":\"" action "\",\"keywords\":[" list \
+#define KW(id, action, extra, list)                                                                \
+    "{\"id\":\"" id "\",\"type\":\"keywords\",\"action\":\"" action "\",\"keywords\":[" list       \
     "]" extra "}"
 
 static void test_pass_copies_text(void **state)
@@ -114,9 +114,10 @@ static void test_codepoint_offsets(void **state)
 static void test_overlaps_merge(void **state)
 {
     /* two redact rules overlapping, and overlapping keywords in one rule */
-    eval_doc("{\"inbound\":[" KW("a", "redact", ",\"whole_word\":false", "\"new york\",\"york city\"") "," KW("b", "redact",
-                                                         ",\"whole_word\":false",
-                                                         "\"city hall\"") "]}",
+    eval_doc("{\"inbound\":[" KW("a", "redact", ",\"whole_word\":false",
+                                 "\"new york\",\"york city\"") "," KW("b", "redact",
+                                                                      ",\"whole_word\":false",
+                                                                      "\"city hall\"") "]}",
              POLICY_INBOUND, "Meet at New York City Hall today");
     assert_int_equal(fx.r.decision, POLICY_REDACT);
     assert_string_equal(fx.r.filtered, "Meet at [REDACTED:a] today");
@@ -136,7 +137,8 @@ static void test_whole_word_and_case(void **state)
 {
     const char *doc = "{\"inbound\":[" KW("k", "redact", "", "\"cat\",\"C++\"") "]}";
     eval_doc(doc, POLICY_INBOUND, "concatenate CAT, cat's cats C++ code");
-    assert_string_equal(fx.r.filtered, "concatenate [REDACTED:k], [REDACTED:k]'s cats [REDACTED:k] code");
+    assert_string_equal(fx.r.filtered,
+                        "concatenate [REDACTED:k], [REDACTED:k]'s cats [REDACTED:k] code");
     eval_doc("{\"inbound\":[" KW("k", "redact", ",\"whole_word\":false", "\"cat\"") "]}",
              POLICY_INBOUND, "concatenate Cat");
     assert_string_equal(fx.r.filtered, "con[REDACTED:k]enate [REDACTED:k]");
@@ -150,11 +152,16 @@ static void test_whole_word_and_case(void **state)
 
 static void test_unicode_case_folding(void **state)
 {
-    const char *doc = "{\"inbound\":[" KW("k", "redact", "", "\"\xc3\xa4rger\",\"stra\xc3\x9f" "e\","
-                                      "\"\xc3\x89" "cole\",\"\xd0\xbc\xd0\xb8\xd1\x80\"") "]}";
+    const char *doc = "{\"inbound\":[" KW("k", "redact", "",
+                                          "\"\xc3\xa4rger\",\"stra\xc3\x9f"
+                                          "e\","
+                                          "\"\xc3\x89"
+                                          "cole\",\"\xd0\xbc\xd0\xb8\xd1\x80\"") "]}";
     /* ÄRGER, STRAßE, école, МИР */
     eval_doc(doc, POLICY_INBOUND,
-             "\xc3\x84RGER in der STRA\xc3\x9f" "E, l'\xc3\xa9" "cole, \xd0\x9c\xd0\x98\xd0\xa0.");
+             "\xc3\x84RGER in der STRA\xc3\x9f"
+             "E, l'\xc3\xa9"
+             "cole, \xd0\x9c\xd0\x98\xd0\xa0.");
     assert_string_equal(fx.r.filtered,
                         "[REDACTED:k] in der [REDACTED:k], l'[REDACTED:k], [REDACTED:k].");
     /* whole word still applies on the Unicode path */
@@ -168,7 +175,8 @@ static void test_regex_rule(void **state)
                       "\"pattern\":\"ORD-[0-9]{4,8}\"}]}";
     eval_doc(doc, POLICY_OUTBOUND, "Orders ORD-1234 and ord-5678 and ORD-123456789.");
     /* case-sensitive by default; the longest match per end wins, merged */
-    assert_string_equal(fx.r.filtered, "Orders [REDACTED:order] and ord-5678 and [REDACTED:order]9.");
+    assert_string_equal(fx.r.filtered,
+                        "Orders [REDACTED:order] and ord-5678 and [REDACTED:order]9.");
     doc = "{\"outbound\":[{\"id\":\"order\",\"type\":\"regex\",\"action\":\"flag\","
           "\"pattern\":\"ord-\\\\d+\",\"case_sensitive\":false}]}";
     eval_doc(doc, POLICY_OUTBOUND, "\xc3\xa9 ORD-12 ord-3");
@@ -186,7 +194,8 @@ static void test_length_rule(void **state)
 {
     const char *doc = "{\"inbound\":[{\"id\":\"len\",\"type\":\"length\",\"action\":\"redact\","
                       "\"max_chars\":5}]}";
-    eval_doc(doc, POLICY_INBOUND, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"); /* 5 chars, 10 bytes */
+    eval_doc(doc, POLICY_INBOUND,
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"); /* 5 chars, 10 bytes */
     assert_int_equal(fx.r.decision, POLICY_PASS);
     eval_doc(doc, POLICY_INBOUND, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9xyz");
     assert_int_equal(fx.r.decision, POLICY_REDACT);
@@ -258,6 +267,42 @@ static void test_scratch_reused_across_policies(void **state)
     assert_int_equal(fx.r.decision, POLICY_FLAG);
 }
 
+/* Regression: Vectorscan 5.4.9 on AVX-512 missed matches ending in the last
+ * ~32 bytes of a scanned buffer (see SCAN_PAD in eval.c). Every prefix and
+ * trailer length, short texts and texts longer than the padded tail. */
+static void test_matches_near_buffer_end(void **state)
+{
+    const char *doc = "{\"inbound\":[{\"id\":\"p\",\"type\":\"pii\",\"action\":\"redact\","
+                      "\"entities\":[\"email\",\"us_ssn\"]},{\"id\":\"end\",\"type\":\"regex\","
+                      "\"action\":\"flag\",\"pattern\":\"done$\"}]}";
+    struct policy_error err;
+    struct policy *p = policy_compile(doc, strlen(doc), &err);
+    assert_non_null(p);
+    struct policy_scratch *s = policy_scratch_new();
+    static char text[20000];
+    int misses = 0;
+    for (int big = 0; big < 2; big++) {
+        for (int pre = 0; pre < 200; pre += 3) {
+            for (int post = 0; post < 40; post++) {
+                size_t o = (size_t)pre + (big ? 12000 : 0);
+                memset(text, ' ', o);
+                o += (size_t)sprintf(text + o, " zz@example.com 123-45-6789");
+                memset(text + o, ' ', (size_t)post);
+                strcpy(text + o + post, " done");
+                struct policy_result r;
+                assert_int_equal(policy_eval(p, s, POLICY_INBOUND, text, strlen(text), &r), 0);
+                json_t *m = json_object_get(json_array_get(r.rules_triggered, 0), "matches");
+                if (json_array_size(m) != 2 || json_array_size(r.rules_triggered) != 2)
+                    misses++;
+                policy_result_clear(&r);
+            }
+        }
+    }
+    assert_int_equal(misses, 0);
+    policy_scratch_free(s);
+    policy_release(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +320,7 @@ int main(void)
         cmocka_unit_test_teardown(test_result_json, teardown),
         cmocka_unit_test_teardown(test_many_matches_capped, teardown),
         cmocka_unit_test_teardown(test_scratch_reused_across_policies, teardown),
+        cmocka_unit_test(test_matches_near_buffer_end),
     };
     return cmocka_run_group_tests_name("policy_redact", tests, NULL, NULL);
 }

@@ -51,7 +51,8 @@ static void test_provider_tokens(void **state)
                         "aws_access_key:AKIAIOSFODNN7EXAMPLE");
     assert_string_equal(spans(SEC, "t=ghp_R2d2C3poLuke7Leia9Han5Chewie1Yoda4Ob1"),
                         "github_token:ghp_R2d2C3poLuke7Leia9Han5Chewie1Yoda4Ob1");
-    assert_string_equal(spans(SEC, "glpat-Zx8Qw3Er5Ty7Ui9Op1As"), "gitlab_token:glpat-Zx8Qw3Er5Ty7Ui9Op1As");
+    assert_string_equal(spans(SEC, "glpat-Zx8Qw3Er5Ty7Ui9Op1As"),
+                        "gitlab_token:glpat-Zx8Qw3Er5Ty7Ui9Op1As");
     assert_string_equal(spans(SEC, "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
                         "slack_token:xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx");
     assert_string_equal(spans(SEC, "stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc."),
@@ -86,7 +87,8 @@ static void test_pem(void **state)
 
 static void test_jwt(void **state)
 {
-    const char *jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+    const char *jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_"
+                      "XgL0n3I9PlFUP0THsR8U";
     char text[256];
     snprintf(text, sizeof(text), "Authorization: Bearer %s\n", jwt);
     char want[256];
@@ -130,9 +132,12 @@ static void test_redaction_keeps_name(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_provider_tokens), cmocka_unit_test(test_not_tokens),
-        cmocka_unit_test(test_pem),             cmocka_unit_test(test_jwt),
-        cmocka_unit_test(test_generic_assignment), cmocka_unit_test(test_redaction_keeps_name),
+        cmocka_unit_test(test_provider_tokens),
+        cmocka_unit_test(test_not_tokens),
+        cmocka_unit_test(test_pem),
+        cmocka_unit_test(test_jwt),
+        cmocka_unit_test(test_generic_assignment),
+        cmocka_unit_test(test_redaction_keeps_name),
     };
     return cmocka_run_group_tests_name("policy_secrets", tests, NULL, NULL);
 }
