@@ -11,10 +11,21 @@
 
 #include "policy/policy.h"
 
-/* Score of text under a prompt_injection rule with threshold t; -1 when the
- * rule did not trigger. */
-static double score(double t, const char *text)
+/* Compiled policies by threshold: compiling the detector is far slower than
+ * using it (seconds under AddressSanitizer), so each threshold compiles
+ * once per run. Released by the group teardown. */
+static struct {
+    double threshold;
+    struct policy *policy;
+} compiled[8];
+static size_t ncompiled;
+
+static struct policy *policy_for(double t)
 {
+    for (size_t i = 0; i < ncompiled; i++) {
+        if (compiled[i].threshold == t)
+            return compiled[i].policy;
+    }
     char doc[256];
     snprintf(doc, sizeof(doc),
              "{\"inbound\":[{\"id\":\"inj\",\"type\":\"prompt_injection\",\"action\":\"flag\","
@@ -23,6 +34,26 @@ static double score(double t, const char *text)
     struct policy_error err;
     struct policy *p = policy_compile(doc, strlen(doc), &err);
     assert_non_null(p);
+    assert_true(ncompiled < sizeof(compiled) / sizeof(compiled[0]));
+    compiled[ncompiled].threshold = t;
+    compiled[ncompiled].policy = p;
+    ncompiled++;
+    return p;
+}
+
+static int release_compiled(void **state)
+{
+    for (size_t i = 0; i < ncompiled; i++)
+        policy_release(compiled[i].policy);
+    ncompiled = 0;
+    return 0;
+}
+
+/* Score of text under a prompt_injection rule with threshold t; -1 when the
+ * rule did not trigger. */
+static double score(double t, const char *text)
+{
+    struct policy *p = policy_for(t);
     struct policy_scratch *s = policy_scratch_new();
     struct policy_result r;
     assert_int_equal(policy_eval(p, s, POLICY_INBOUND, text, strlen(text), &r), 0);
@@ -32,7 +63,6 @@ static double score(double t, const char *text)
         assert_int_equal(r.decision, POLICY_FLAG);
     policy_result_clear(&r);
     policy_scratch_free(s);
-    policy_release(p);
     return v;
 }
 
@@ -161,5 +191,5 @@ int main(void)
         cmocka_unit_test(test_invisible),         cmocka_unit_test(test_redact_and_block),
         cmocka_unit_test(test_long_text_offsets),
     };
-    return cmocka_run_group_tests_name("policy_injection", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("policy_injection", tests, NULL, release_compiled);
 }
