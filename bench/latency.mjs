@@ -8,8 +8,8 @@ const [base, key, rateArg, secondsArg] = process.argv.slice(2);
 const rate = Number(rateArg || 500);
 const seconds = Number(secondsArg || 10);
 const total = rate * seconds;
-const sent = new Map();
-const latencies = [];
+const sent = new Map();    // job_id -> time the POST was sent
+const arrived = new Map(); // job_id -> time its webhook arrived (may precede the 202)
 
 const receiver = http.createServer((req, res) => {
   const chunks = [];
@@ -18,11 +18,7 @@ const receiver = http.createServer((req, res) => {
     const now = performance.now();
     try {
       const id = JSON.parse(Buffer.concat(chunks).toString()).data.job_id;
-      const t0 = sent.get(id);
-      if (t0 !== undefined) {
-        latencies.push(now - t0);
-        sent.delete(id);
-      }
+      if (!arrived.has(id)) arrived.set(id, now);
     } catch { /* ignore */ }
     res.writeHead(200);
     res.end();
@@ -66,11 +62,13 @@ for (let i = 0; i < total; i++) {
 }
 await Promise.all(inflight);
 const deadline = performance.now() + 30000;
-while (sent.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-latencies.sort((a, b) => a - b);
+const missing = () => [...sent.keys()].filter((id) => !arrived.has(id)).length;
+while (missing() > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+const latencies = [...sent].filter(([id]) => arrived.has(id))
+  .map(([id, t0]) => arrived.get(id) - t0).sort((a, b) => a - b);
 const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
 console.log(`end-to-end (POST -> webhook), ${rate} jobs/s for ${seconds} s: ` +
-  `received ${latencies.length}/${total}, p50 ${pct(50).toFixed(2)} ms, ` +
+  `accepted ${sent.size}/${total}, webhooks received ${latencies.length}, p50 ${pct(50).toFixed(2)} ms, ` +
   `p99 ${pct(99).toFixed(2)} ms, max ${latencies[latencies.length - 1].toFixed(2)} ms`);
 agent.destroy();
 receiver.close();
