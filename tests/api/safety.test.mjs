@@ -71,7 +71,14 @@ describe('webhook target safety outside dev mode', () => {
     });
   }
 
-  for (const target of ['https://169.254.169.254/latest/meta-data/', 'https://10.0.0.1/hook', 'https://192.168.1.1/hook', 'https://[fe80::1]/hook']) {
+  // One per refused class: cloud metadata, RFC 1918 (three ranges), link-local
+  // (v4, v6), unique-local (RFC 4193), CGNAT, multicast, unspecified, and a
+  // loopback address written as IPv4-mapped IPv6.
+  for (const target of ['https://169.254.169.254/latest/meta-data/', 'https://10.0.0.1/hook',
+    'https://172.16.5.4/hook', 'https://192.168.1.1/hook', 'https://169.254.10.10/hook',
+    'https://[fe80::1]/hook', 'https://[fd12:3456::1]/hook', 'https://100.64.0.1/hook',
+    'https://224.0.0.251/hook', 'https://[ff02::1]/hook', 'https://0.0.0.0/hook',
+    'https://[::ffff:127.0.0.1]/hook']) {
     test(`${target} is refused (422 at create, or failed without a response)`, () => refused(target));
   }
 

@@ -137,6 +137,24 @@ describe('retries', () => {
     assert.equal(recs[0].headers['webhook-id'], recs[1].headers['webhook-id']);
   });
 
+  test('a receiver that hangs does not hold up other jobs: their events arrive while it hangs', async () => {
+    const pHang = rx.path('hang');
+    const hangUrl = rx.plan(pHang, { status: 200, delayMs: 60000 });
+    const pOk = rx.path('while-hanging');
+    const okUrl = rx.url(pOk);
+    const c2 = slow.client('slow');
+    const hung = await c2.createJob({ message: 'hangs', webhook_url: hangUrl });
+    await rx.waitFor(() => rx.on(pHang).length >= 1, undefined, 'the hanging attempt is in flight');
+    const others = await Promise.all(Array.from({ length: 5 }, (_, i) =>
+      c2.createJob({ message: `other ${i}`, webhook_url: okUrl })));
+    for (const o of others) await rx.waitEvents(o.job_id, 1);
+    const g = await c2.getJob(hung.job_id);
+    assert.notEqual(g.webhook_delivery?.status, 'delivered', 'the hanging receiver never answered in time');
+    // The hanging attempt times out (2 s) and is retried.
+    await rx.waitFor(() => rx.on(pHang).length >= 2, undefined, 'the timed-out attempt is retried');
+    assert.equal(rx.on(pHang)[0].headers['webhook-id'], rx.on(pHang)[1].headers['webhook-id']);
+  });
+
   test('4xx other than 410 is retried; any 2xx is success', async () => {
     const p = rx.path('bad-then-204');
     const url = rx.plan(p, [400, 429, 204]);
