@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/jsonfmt.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
@@ -196,7 +197,7 @@ void http_reply_raw(struct http_request *rq, unsigned status, const char *conten
 
 void http_reply_json(struct http_request *rq, unsigned status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSONFMT_FLAGS) : NULL;
     json_decref(body);
     if (!text) {
         static const char oom[] =

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "util/clock.h"
+#include "util/jsonfmt.h"
 
 json_t *job_view_time(int64_t ms)
 {
@@ -94,7 +95,7 @@ char *job_event_body(const struct job *j, const char *type, enum job_status stat
         json_object_set_new(data, "error", json_or_null(error_json));
     json_t *body = json_pack("{s:s, s:o, s:o}", "type", type, "timestamp", job_view_time(now),
                              "data", data);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSONFMT_FLAGS) : NULL;
     json_decref(body);
     return text;
 }

@@ -8,6 +8,7 @@
 
 #include "util/clock.h"
 #include "util/ids.h"
+#include "util/jsonfmt.h"
 #include "util/log.h"
 #include "util/thread.h"
 #include "util/metrics.h"
@@ -127,7 +128,7 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
         return;
     }
     json_t *rj = policy_result_to_json(&res, version);
-    o->result_json = rj ? json_dumps(rj, JSON_COMPACT) : NULL;
+    o->result_json = rj ? json_dumps(rj, JSONFMT_FLAGS) : NULL;
     json_decref(rj);
     if (res.filtered)
         o->filtered = strdup(res.filtered);
