@@ -10,40 +10,9 @@
 #include <cmocka.h>
 
 #include "policy/policy.h"
+#include "policy_spans.h"
 
 #define SEC "{\"id\":\"s\",\"type\":\"secrets\",\"action\":\"redact\"}"
-
-/* Evaluates text against one rule and returns the matched spans as
- * "entity:text|entity:text" (static buffer), "" when nothing matched. */
-static const char *spans(const char *rule, const char *text)
-{
-    static char out[2048];
-    char doc[512];
-    snprintf(doc, sizeof(doc), "{\"inbound\":[%s]}", rule);
-    struct policy_error err;
-    struct policy *p = policy_compile(doc, strlen(doc), &err);
-    if (!p)
-        fail_msg("%s: %s", err.field, err.message);
-    struct policy_scratch *s = policy_scratch_new();
-    struct policy_result r;
-    assert_int_equal(policy_eval(p, s, POLICY_INBOUND, text, strlen(text), &r), 0);
-    out[0] = 0;
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(json_array_get(r.rules_triggered, 0), "matches"), i, m)
-    {
-        /* offsets are code points; the texts here are ASCII until noted */
-        long long st = json_integer_value(json_object_get(m, "start"));
-        long long en = json_integer_value(json_object_get(m, "end"));
-        size_t o = strlen(out);
-        snprintf(out + o, sizeof(out) - o, "%s%s:%.*s", o ? "|" : "",
-                 json_string_value(json_object_get(m, "entity")), (int)(en - st), text + st);
-    }
-    policy_result_clear(&r);
-    policy_scratch_free(s);
-    policy_release(p);
-    return out;
-}
 
 static void test_provider_tokens(void **state)
 {
