@@ -409,6 +409,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_request *rq = *con_cls;
     if (!rq)
         return;
+    /* A reply made on another thread resumes the connection while holding
+     * rq->mu; wait for it to let go before the request is freed. */
+    pthread_mutex_lock(&rq->mu);
+    pthread_mutex_unlock(&rq->mu);
     if (rq->ever_suspended) { /* resumed: MHD is done with it */
         struct http_server *srv = rq->srv;
         pthread_mutex_lock(&srv->mu);
