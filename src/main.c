@@ -373,10 +373,12 @@ static int cmd_serve(int argc, char **argv)
      * environment, else a key file beside the database (made on first
      * start). */
     char key_file[sizeof(cfg.database) + 512]; /* room beyond the path keeps gcc sure of no truncation */
-    const char *db_path = !strncmp(cfg.database, "sqlite:", 7) ? cfg.database + 7 : cfg.database;
-    snprintf(key_file, sizeof(key_file), "%s.key", db_path);
+    const char *db_path = store_file_path(cfg.database);
+    if (db_path)
+        snprintf(key_file, sizeof(key_file), "%s.key", db_path);
     uint8_t key[SECRETBOX_KEY_LEN];
-    if (secretbox_open_key(getenv("COLLIE_SECRET_KEY"), key_file, key, err, sizeof(err)) != 0) {
+    if (secretbox_open_key(getenv("COLLIE_SECRET_KEY"), db_path ? key_file : NULL, key, err,
+                           sizeof(err)) != 0) {
         fprintf(stderr, "collie: %s\n", err);
         goto out;
     }

@@ -29,16 +29,12 @@ static json_t *created_view(const struct job *j)
 
 /* ---- validation ------------------------------------------------------------ */
 
-static bool webhook_url_or_reply(struct http_request *rq, const char *url, size_t len)
+/* url has passed api_string_or_reply (type, NUL, at most WEBHOOK_URL_MAX). */
+static bool webhook_url_or_reply(struct http_request *rq, const char *url)
 {
     struct app *app = http_request_app(rq);
     if (!url) {
         http_reply_error(rq, 422, "validation_error", "webhook_url", "webhook_url is required");
-        return false;
-    }
-    if (len > WEBHOOK_URL_MAX) {
-        http_reply_error(rq, 422, "validation_error", "webhook_url",
-                         "webhook_url is %zu bytes; the limit is %d", len, WEBHOOK_URL_MAX);
         return false;
     }
     CURLU *u = curl_url();
@@ -153,7 +149,6 @@ static bool job_from_body_or_reply(struct http_request *rq, json_t *body, struct
     struct app *app = http_request_app(rq);
     size_t max = app->cfg->max_message_bytes;
     const char *msg, *in, *out, *url;
-    size_t url_len;
     if (!api_string_or_reply(rq, body, "message", max, &msg, NULL) ||
         !api_string_or_reply(rq, body, "message_input", max, &in, NULL) ||
         !api_string_or_reply(rq, body, "message_output", max, &out, NULL))
@@ -169,8 +164,8 @@ static bool job_from_body_or_reply(struct http_request *rq, json_t *body, struct
                          "one of message, message_input or message_output is required");
         return false;
     }
-    if (!api_string_or_reply(rq, body, "webhook_url", WEBHOOK_URL_MAX * 4, &url, &url_len) ||
-        !webhook_url_or_reply(rq, url, url_len))
+    if (!api_string_or_reply(rq, body, "webhook_url", WEBHOOK_URL_MAX, &url, NULL) ||
+        !webhook_url_or_reply(rq, url))
         return false;
 
     int64_t expires_s = app->cfg->default_expires_s;

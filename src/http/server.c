@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/jsonfmt.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -533,8 +534,7 @@ void http_server_stop(struct http_server *s)
     /* libmicrohttpd must not be stopped with suspended connections: refuse
      * new suspensions, then wait for the outstanding replies to go out. */
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 10;
+    clock_deadline(10000, &deadline);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     while (s->nsuspended > 0) {

@@ -50,13 +50,7 @@ static void step_out_clear(struct step_out *o)
 static void timed_wait(struct pipeline *p, uint64_t seen_gen, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    clock_deadline(ms, &ts);
     pthread_mutex_lock(&p->mu);
     while (!p->stopping && p->gen == seen_gen) {
         if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) != 0)
@@ -202,22 +196,13 @@ static void *sweeper_main(void *arg)
             log_info("pipeline", "expired %zu jobs, deleted %zu", expired, deleted);
         /* A full batch means more is waiting: go again at once. */
         if (expired < 500 && deleted < 500) {
-            /* Wait on our own generation so pipeline_wake does not spin us. */
-            struct timespec ts = {.tv_sec = p->opt.sweep_interval_ms / 1000,
-                                  .tv_nsec = (p->opt.sweep_interval_ms % 1000) * 1000000};
+            /* Sleeps the whole interval: pipeline_wake's broadcasts are for
+             * the workers and only end a wait here when stopping. */
+            struct timespec deadline;
+            clock_deadline(p->opt.sweep_interval_ms, &deadline);
             pthread_mutex_lock(&p->mu);
-            if (!p->stopping) {
-                struct timespec abs;
-                clock_gettime(CLOCK_REALTIME, &abs);
-                abs.tv_sec += ts.tv_sec;
-                abs.tv_nsec += ts.tv_nsec;
-                if (abs.tv_nsec >= 1000000000) {
-                    abs.tv_sec++;
-                    abs.tv_nsec -= 1000000000;
-                }
-                while (!p->stopping && pthread_cond_timedwait(&p->cv, &p->mu, &abs) == 0)
-                    ;
-            }
+            while (!p->stopping && pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == 0)
+                ;
             pthread_mutex_unlock(&p->mu);
         }
     }

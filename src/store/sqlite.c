@@ -442,8 +442,10 @@ static int check_box(struct conn *c, const struct secretbox *box, char *err, siz
     return rc;
 }
 
-static const char *url_to_path(const char *url)
+const char *store_file_path(const char *url)
 {
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return NULL;
     if (strncmp(url, "sqlite://", 9) == 0)
         return url + 9;
     if (strncmp(url, "sqlite:", 7) == 0)
@@ -463,11 +465,11 @@ struct store *store_open(const char *url, const struct store_options *opts, char
             o.max_batch = opts->max_batch;
         o.synchronous_full = opts->synchronous_full;
     }
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+    const char *path = store_file_path(url);
+    if (!path) {
         snprintf(err, errlen, "PostgreSQL is not supported by this build yet");
         return NULL;
     }
-    const char *path = url_to_path(url);
     if (!*path) {
         snprintf(err, errlen, "empty database path");
         return NULL;

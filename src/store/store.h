@@ -52,6 +52,10 @@ struct store *store_open(const char *url, const struct store_options *opts, char
                          size_t errlen);
 void store_close(struct store *st);
 
+/* The file an embedded database lives in: url without its "sqlite:" or
+ * "sqlite://" prefix (a pointer into url), or NULL for a server database. */
+const char *store_file_path(const char *url);
+
 /* Takes over the work of a previous run of this node after a crash or
  * restart: queues every job whose step is due and makes in-flight
  * deliveries due again (their outcome is unknown, so they are re-sent:

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CLOCK_RFC3339_LEN 32 /* "2026-02-23T10:30:00.123Z" + NUL, with room */
 
@@ -13,6 +14,10 @@ int64_t clock_now_ms(void);
 
 /* Monotonic time in nanoseconds, for measuring durations only. */
 int64_t clock_mono_ns(void);
+
+/* The CLOCK_REALTIME instant ms milliseconds from now, as
+ * pthread_cond_timedwait wants its deadline. */
+void clock_deadline(int64_t ms, struct timespec *out);
 
 /* Writes ms as RFC 3339 UTC with millisecond precision and a 'Z'
  * ("2026-02-23T10:30:00.123Z") into out (at least CLOCK_RFC3339_LEN bytes).
