@@ -73,6 +73,25 @@ char *job_event_body_for(const struct job *j, const char *type, enum job_status 
                           strcmp(type, JOB_EVENT_FAILED) == 0 ? j->error_json : NULL, created_at);
 }
 
+char *job_event_body_after_step(const struct job *j, const struct store_step_result *r)
+{
+    if (!r->event_type)
+        return NULL;
+    /* A shallow copy carrying what the step writes; only read from. The
+     * casts drop const for the copy's fields, never to write through. */
+    struct job after = *j;
+    after.status = r->to;
+    if (r->step == JOB_STEP_INBOUND) {
+        after.filtered_input = (char *)r->filtered;
+        after.inbound_result_json = (char *)r->result_json;
+    } else {
+        after.filtered_output = (char *)r->filtered;
+        after.outbound_result_json = (char *)r->result_json;
+    }
+    after.error_json = (char *)r->error_json;
+    return job_event_body_for(&after, r->event_type, r->to, r->now);
+}
+
 json_t *job_view_summary(const struct store_job_summary *s)
 {
     return json_pack("{s:s, s:s, s:o, s:o, s:o}", "job_id", s->id, "status",

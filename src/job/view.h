@@ -29,6 +29,12 @@ char *job_event_body(const struct job *j, const char *type, enum job_status stat
 char *job_event_body_for(const struct job *j, const char *type, enum job_status status_after,
                          int64_t created_at);
 
+/* The body of the event step result r makes for job j (as claimed, before
+ * the step): identical to job_event_body_for on the job as stored after
+ * the step, without reading it back. NULL when r has no event or memory
+ * ran out. */
+char *job_event_body_after_step(const struct job *j, const struct store_step_result *r);
+
 /* RFC 3339 string for ms, or JSON null for 0. New reference. */
 json_t *job_view_time(int64_t ms);
 

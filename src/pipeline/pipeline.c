@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "job/view.h"
 #include "util/clock.h"
 #include "util/ids.h"
 #include "util/jsonfmt.h"
@@ -37,6 +38,7 @@ struct step_out {
     char *filtered;
     char *result_json;
     char *error_json;
+    char *event_body;
 };
 
 static void step_out_clear(struct step_out *o)
@@ -44,6 +46,7 @@ static void step_out_clear(struct step_out *o)
     free(o->filtered);
     free(o->result_json);
     free(o->error_json);
+    free(o->event_body);
     memset(o, 0, sizeof(*o));
 }
 
@@ -163,8 +166,15 @@ static void *worker_main(void *arg)
             timed_wait(p, gen, IDLE_POLL_MS);
             continue;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             run_step(p, scratch, &jobs[i], &results[i], &outs[i]);
+            /* The body is built here, where the job is at hand, so the
+             * event's first delivery need not read the job back. */
+            outs[i].event_body = job_event_body_after_step(&jobs[i], &results[i]);
+            results[i].event_body = outs[i].event_body;
+            results[i].webhook_url = jobs[i].webhook_url;
+            results[i].webhook_secret = jobs[i].webhook_secret;
+        }
         rc = store_work_complete(p->st, results, n);
         if (rc != STORE_OK)
             log_warn("pipeline", "could not store %zu results: %s (leases will expire and the "

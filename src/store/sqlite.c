@@ -18,6 +18,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/secretbox.h"
+#include "store/event_cache.h"
 #include "util/thread.h"
 #include "util/metrics.h"
 
@@ -79,6 +80,7 @@ struct store {
     int nreaders;
 
     const struct secretbox *box;
+    struct event_cache *events; /* prepared bodies of new events (event_cache.h) */
     char *path;
     int lock_fd; /* held by the serving process: one server per database file */
     store_wake_fn wake_work, wake_events;
@@ -404,6 +406,11 @@ const struct secretbox *sqlite_box(const struct store *st)
     return st->box;
 }
 
+struct event_cache *sqlite_event_cache(const struct store *st)
+{
+    return st->events;
+}
+
 /* A sealed known value proves that the key opening the database is the one
  * that sealed its secrets; otherwise a wrong key would only show later, as
  * webhooks failing for good. The first keyed open stores it. */
@@ -488,7 +495,8 @@ struct store *store_open(const char *url, const struct store_options *opts, char
     st->max_batch = o.max_batch;
     st->lock_fd = -1;
     st->path = strdup(path);
-    if (!st->path) {
+    st->events = event_cache_new(EVENT_CACHE_ENTRIES);
+    if (!st->path || !st->events) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -548,6 +556,7 @@ void store_close(struct store *st)
     if (st->lock_fd >= 0)
         close(st->lock_fd);
     free(st->path);
+    event_cache_free(st->events);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->work_cv);
     pthread_cond_destroy(&st->done_cv);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "job/view.h"
+#include "store/event_cache.h"
 #include "store/sqlite_int.h"
 
 const char *delivery_status_name(enum delivery_status s)
@@ -83,14 +84,20 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
     return STORE_OK;
 }
 
-/* Builds each claimed event's body from its job (on the caller's thread:
- * the writer only did the claim). */
+/* Gives each claimed event its body and target (on the caller's thread:
+ * the writer only did the claim): prepared by the step that made the event
+ * when the cache still has it, else rebuilt from the job. */
 static int build_bodies(struct store *st, struct claim_args *a)
 {
     int rc = STORE_OK;
-    struct conn *c = store_reader(st);
+    struct conn *c = NULL;
     for (size_t i = 0; i < a->n && rc == STORE_OK; i++) {
         struct store_delivery *d = &a->d[i];
+        if (event_cache_take(sqlite_event_cache(st), d->event_id, &d->payload, &d->url,
+                             &d->secret))
+            continue;
+        if (!c)
+            c = store_reader(st);
         sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs j WHERE id = ?1");
         if (!s) {
             rc = STORE_IO;
@@ -113,7 +120,8 @@ static int build_bodies(struct store *st, struct claim_args *a)
         }
         sqlite3_reset(s);
     }
-    store_reader_put(st, c);
+    if (c)
+        store_reader_put(st, c);
     return rc;
 }
 

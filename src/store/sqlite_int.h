@@ -94,6 +94,13 @@ int job_from_row(struct conn *c, sqlite3_stmt *s, int base, struct job *j);
 /* The store's secret box, or NULL (secrets stored as given). */
 const struct secretbox *sqlite_box(const struct store *st);
 
+/* Bodies of new events as their steps prepared them, for the first claim.
+ * The bound keeps memory flat when delivery falls behind: an event
+ * claimed after EVENT_CACHE_ENTRIES newer ones were made has its body
+ * rebuilt from the job, like every retry. */
+#define EVENT_CACHE_ENTRIES 8192
+struct event_cache *sqlite_event_cache(const struct store *st);
+
 /* Inserts an event due now for job_id; status_after is the job's status
  * right after the step the event reports. */
 int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,

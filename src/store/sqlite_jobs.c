@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/event_cache.h"
 #include "store/sqlite_int.h"
 #include "util/log.h"
 #include "util/secretbox.h"
@@ -475,12 +476,24 @@ static int work_complete_fn(struct conn *c, struct wtask *t)
 
 int store_work_complete(struct store *st, const struct store_step_result *r, size_t n)
 {
+    /* Cached before the commit, which wakes the dispatcher: after it, the
+     * first claim could come before the put. A step skipped as stale
+     * leaves an entry nothing claims; the cache's bound retires it. */
+    struct event_cache *ec = sqlite_event_cache(st);
+    for (size_t i = 0; i < n; i++)
+        if (r[i].event_type && r[i].event_body && r[i].webhook_url && r[i].webhook_secret)
+            event_cache_put(ec, r[i].event_id, r[i].event_body, r[i].webhook_url,
+                            r[i].webhook_secret); /* a failed put only costs a rebuild */
     struct complete_args a = {r, n};
     int rc = store_write(st, work_complete_fn, &a);
     if (rc != STORE_OK) {
-        /* Nothing was written: the jobs are still due. */
-        for (size_t i = 0; i < n; i++)
+        /* Nothing was written: the jobs are still due, and their event ids
+         * will never be claimed (a rerun makes new ones). */
+        for (size_t i = 0; i < n; i++) {
             sqlite_requeue_jobs(st, &r[i].job_id, 1);
+            if (r[i].event_type)
+                event_cache_drop(ec, r[i].event_id);
+        }
     }
     return rc;
 }

@@ -175,6 +175,13 @@ struct store_step_result {
     const char *event_type;       /* JOB_EVENT_*; its body is built from the job */
     const char *event_id;         /* "msg_…" */
     int64_t now;
+    /* Optional, all three or none: the event's body exactly as
+     * job_event_body_for would build it from the job after this step, and
+     * the job's webhook target. A backend may keep them for the event's
+     * first claim instead of rebuilding the body from the stored job. */
+    const char *event_body;
+    const char *webhook_url;
+    const char *webhook_secret;
 };
 
 /* Applies step results (each in its own savepoint; a job no longer in

@@ -328,6 +328,91 @@ static void test_combined_job_steps_and_event_order(void **state)
                      STORE_NOTFOUND);
 }
 
+/* A body prepared by the step (job_event_body_after_step) is what the first
+ * claim sends; a later claim rebuilds it from the stored job, and both are
+ * byte for byte the same, so every attempt of an event carries one body. */
+static void test_prepared_body_matches_rebuilt(void **state)
+{
+    struct fixture *f = *state;
+    for (int unchanged = 0; unchanged < 2; unchanged++) {
+        struct job j = make_job(f->project, JOB_MODE_INPUT, clock_now_ms());
+        assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+        struct job c;
+        claim_one(f->st, &c);
+        char event_id[IDS_MAX_LEN];
+        ids_new(event_id, sizeof(event_id), "msg_", clock_now_ms());
+        struct store_step_result r = {
+            .job_id = c.id,
+            .from = c.status,
+            .to = JOB_AWAITING_RESPONSE,
+            .step = JOB_STEP_INBOUND,
+            .filtered = unchanged ? c.message_input : "in\"put [REDACTED:EMAIL] ü",
+            .filtered_unchanged = unchanged,
+            .result_json = "{\"decision\":\"redact\",\"rules_triggered\":[{\"rule_id\":\"r\"}]}",
+            .event_type = JOB_EVENT_INBOUND_COMPLETE,
+            .event_id = event_id,
+            .now = clock_now_ms(),
+        };
+        char *prepared = job_event_body_after_step(&c, &r);
+        assert_non_null(prepared);
+        r.event_body = prepared;
+        r.webhook_url = c.webhook_url;
+        r.webhook_secret = c.webhook_secret;
+        assert_int_equal(store_work_complete(f->st, &r, 1), STORE_OK);
+
+        struct store_delivery *d;
+        size_t n;
+        assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+        assert_int_equal(n, 1);
+        assert_string_equal(d[0].payload, prepared);
+        assert_string_equal(d[0].url, c.webhook_url);
+        assert_string_equal(d[0].secret, c.webhook_secret);
+        struct store_attempt a = {.seq = d[0].seq, .started_at = clock_now_ms(), .duration_ms = 1,
+                                  .status_code = 500, .next = DELIVERY_RETRYING,
+                                  .next_attempt_at = clock_now_ms()};
+        store_deliveries_free(d, n);
+        assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+
+        /* The retry's body comes from the database. */
+        assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+        assert_int_equal(n, 1);
+        assert_string_equal(d[0].payload, prepared);
+        assert_string_equal(d[0].secret, c.webhook_secret);
+        a.seq = d[0].seq;
+        a.next = DELIVERY_DELIVERED;
+        a.status_code = 200;
+        store_deliveries_free(d, n);
+        assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+        free(prepared);
+        job_clear(&c);
+    }
+
+    /* And the first claim really takes the prepared body (a marker here),
+     * without reading the job back. */
+    struct job j = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    struct job c;
+    claim_one(f->st, &c);
+    char event_id[IDS_MAX_LEN];
+    ids_new(event_id, sizeof(event_id), "msg_", clock_now_ms());
+    struct store_step_result r = {
+        .job_id = c.id, .from = c.status, .to = JOB_COMPLETED, .step = JOB_STEP_INBOUND,
+        .filtered = c.message_input, .filtered_unchanged = true, .result_json = "{}",
+        .event_type = JOB_EVENT_INBOUND_COMPLETE, .event_id = event_id, .now = clock_now_ms(),
+        .event_body = "{\"marker\":1}", .webhook_url = "https://m.example/h",
+        .webhook_secret = c.webhook_secret,
+    };
+    assert_int_equal(store_work_complete(f->st, &r, 1), STORE_OK);
+    struct store_delivery *d;
+    size_t n;
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].payload, "{\"marker\":1}");
+    assert_string_equal(d[0].url, "https://m.example/h");
+    store_deliveries_free(d, n);
+    job_clear(&c);
+}
+
 static void test_response_submission_states(void **state)
 {
     struct fixture *f = *state;
@@ -503,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_newest_first_with_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_combined_job_steps_and_event_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepared_body_matches_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_submission_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_expires_and_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
