@@ -18,7 +18,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/secretbox.h"
-#include "store/event_cache.h"
+#include "util/idcache.h"
 #include "util/thread.h"
 #include "util/metrics.h"
 
@@ -80,7 +80,8 @@ struct store {
     int nreaders;
 
     const struct secretbox *box;
-    struct event_cache *events; /* prepared bodies of new events (event_cache.h) */
+    /* Handed over through memory (util/idcache.h), see sqlite_int.h. */
+    struct idcache *new_jobs, *new_events;
     char *path;
     int lock_fd; /* held by the serving process: one server per database file */
     store_wake_fn wake_work, wake_events;
@@ -406,9 +407,14 @@ const struct secretbox *sqlite_box(const struct store *st)
     return st->box;
 }
 
-struct event_cache *sqlite_event_cache(const struct store *st)
+struct idcache *sqlite_new_jobs(const struct store *st)
 {
-    return st->events;
+    return st->new_jobs;
+}
+
+struct idcache *sqlite_new_events(const struct store *st)
+{
+    return st->new_events;
 }
 
 /* A sealed known value proves that the key opening the database is the one
@@ -495,8 +501,9 @@ struct store *store_open(const char *url, const struct store_options *opts, char
     st->max_batch = o.max_batch;
     st->lock_fd = -1;
     st->path = strdup(path);
-    st->events = event_cache_new(EVENT_CACHE_ENTRIES);
-    if (!st->path || !st->events) {
+    st->new_jobs = idcache_new(HANDOVER_ENTRIES, sqlite_job_free);
+    st->new_events = idcache_new(HANDOVER_ENTRIES, sqlite_prepared_free);
+    if (!st->path || !st->new_jobs || !st->new_events) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -556,7 +563,8 @@ void store_close(struct store *st)
     if (st->lock_fd >= 0)
         close(st->lock_fd);
     free(st->path);
-    event_cache_free(st->events);
+    idcache_free(st->new_jobs);
+    idcache_free(st->new_events);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->work_cv);
     pthread_cond_destroy(&st->done_cv);

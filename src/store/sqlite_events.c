@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "job/view.h"
-#include "store/event_cache.h"
+#include "util/idcache.h"
 #include "store/sqlite_int.h"
 
 const char *delivery_status_name(enum delivery_status s)
@@ -12,6 +12,36 @@ const char *delivery_status_name(enum delivery_status s)
     static const char *const names[] = {"pending", "delivering", "delivered", "retrying",
                                         "failed"};
     return (unsigned)s <= DELIVERY_FAILED ? names[s] : "unknown";
+}
+
+/* A new event's delivery as its step prepared it (sqlite_event_prepare). */
+struct prepared {
+    char *body, *url, *secret;
+};
+
+void sqlite_prepared_free(void *prep)
+{
+    struct prepared *p = prep;
+    free(p->body);
+    free(p->url);
+    free(p->secret);
+    free(p);
+}
+
+void sqlite_event_prepare(struct store *st, const char *event_id, const char *body,
+                          const char *url, const char *secret)
+{
+    struct prepared *p = calloc(1, sizeof(*p));
+    if (!p)
+        return; /* costs a rebuild at the claim, nothing else */
+    p->body = strdup(body);
+    p->url = strdup(url);
+    p->secret = strdup(secret);
+    if (!p->body || !p->url || !p->secret) {
+        sqlite_prepared_free(p);
+        return;
+    }
+    idcache_put(sqlite_new_events(st), event_id, p);
 }
 
 void store_deliveries_free(struct store_delivery *d, size_t n)
@@ -93,9 +123,14 @@ static int build_bodies(struct store *st, struct claim_args *a)
     struct conn *c = NULL;
     for (size_t i = 0; i < a->n && rc == STORE_OK; i++) {
         struct store_delivery *d = &a->d[i];
-        if (event_cache_take(sqlite_event_cache(st), d->event_id, &d->payload, &d->url,
-                             &d->secret))
+        struct prepared *p = idcache_take(sqlite_new_events(st), d->event_id);
+        if (p) {
+            d->payload = p->body;
+            d->url = p->url;
+            d->secret = p->secret;
+            free(p);
             continue;
+        }
         if (!c)
             c = store_reader(st);
         sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs j WHERE id = ?1");

@@ -94,12 +94,24 @@ int job_from_row(struct conn *c, sqlite3_stmt *s, int base, struct job *j);
 /* The store's secret box, or NULL (secrets stored as given). */
 const struct secretbox *sqlite_box(const struct store *st);
 
-/* Bodies of new events as their steps prepared them, for the first claim.
- * The bound keeps memory flat when delivery falls behind: an event
- * claimed after EVENT_CACHE_ENTRIES newer ones were made has its body
- * rebuilt from the job, like every retry. */
-#define EVENT_CACHE_ENTRIES 8192
-struct event_cache *sqlite_event_cache(const struct store *st);
+/* What the threads that make new jobs and events already hold, handed to
+ * the thread that consumes them next so it need not read them back:
+ *  new_jobs    job id -> struct job as created (plaintext secret), for the
+ *              job's first step (store_work_claim);
+ *  new_events  event id -> prepared delivery (body, URL, secret) as the
+ *              step built it, for the event's first claim.
+ * Either may miss (evicted, or never put); the consumer then reads from
+ * the database, as it does for every later step and every retry. The bound
+ * keeps memory flat when processing falls behind. */
+#define HANDOVER_ENTRIES 8192
+struct idcache *sqlite_new_jobs(const struct store *st);
+struct idcache *sqlite_new_events(const struct store *st);
+void sqlite_job_free(void *job);       /* job_clear + free */
+void sqlite_prepared_free(void *prep); /* a prepared delivery */
+
+/* Puts a prepared delivery for event_id into new_events (copies). */
+void sqlite_event_prepare(struct store *st, const char *event_id, const char *body,
+                          const char *url, const char *secret);
 
 /* Inserts an event due now for job_id; status_after is the job's status
  * right after the step the event reports. */

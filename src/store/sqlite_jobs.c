@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/event_cache.h"
+#include "util/idcache.h"
 #include "store/sqlite_int.h"
 #include "util/log.h"
 #include "util/secretbox.h"
@@ -61,15 +61,33 @@ static char *dup_or_null(const char *s)
 
 /* ---- create ------------------------------------------------------------- */
 
+/* What the insert needs: the job and its webhook secret as stored (sealed
+ * when the store has a secret box). Sealing happens on the caller's thread,
+ * not the writer's, which every create in the process waits for. */
+struct create_args {
+    const struct job *job;
+    char *secret_at_rest; /* owned; NULL = store job->webhook_secret as is */
+};
+
+static int create_args_init(struct create_args *a, struct store *st, const struct job *j)
+{
+    const struct secretbox *box = sqlite_box(st);
+    a->job = j;
+    a->secret_at_rest = box ? secretbox_seal(box, j->webhook_secret) : NULL;
+    return box && !a->secret_at_rest ? STORE_NOMEM : STORE_OK;
+}
+
 /* An asynchronous create owns a deep copy of the job. */
 struct create_task {
     struct wtask task;
     struct job job;
+    struct create_args args;
 };
 
 static int job_create_fn(struct conn *c, struct wtask *t)
 {
-    const struct job *j = t->arg;
+    const struct create_args *a = t->arg;
+    const struct job *j = a->job;
     int rc;
     if (j->idempotency_key) {
         /* A key older than the window may be reused: replace its row. */
@@ -107,12 +125,7 @@ static int job_create_fn(struct conn *c, struct wtask *t)
     bind_text(s, 6, j->message_input);
     bind_text(s, 7, j->message_output);
     bind_text(s, 8, j->webhook_url);
-    const struct secretbox *box = sqlite_box(c->owner);
-    char *sealed = box ? secretbox_seal(box, j->webhook_secret) : NULL;
-    if (box && !sealed)
-        return STORE_NOMEM;
-    bind_text(s, 9, sealed ? sealed : j->webhook_secret);
-    free(sealed);
+    bind_text(s, 9, a->secret_at_rest ? a->secret_at_rest : j->webhook_secret);
     bind_text(s, 10, j->metadata_json);
     sqlite3_bind_int64(s, 11, j->created_at);
     sqlite3_bind_int64(s, 12, j->expires_at);
@@ -128,6 +141,7 @@ static void create_task_free(struct wtask *t)
 {
     struct create_task *ct = (struct create_task *)t;
     job_clear(&ct->job);
+    free(ct->args.secret_at_rest);
     free(ct);
 }
 
@@ -155,6 +169,32 @@ static int job_copy(struct job *dst, const struct job *src)
     return STORE_OK;
 }
 
+void sqlite_job_free(void *job)
+{
+    job_clear(job);
+    free(job);
+}
+
+/* Leaves a copy of a job being created in new_jobs for its first step.
+ * Put before the insert is queued: the commit wakes the pipeline, which
+ * could otherwise look before the put. A create that fails leaves an entry
+ * nothing asks for, which the cache's bound retires. */
+static void hand_over_new_job(struct store *st, const struct job *job)
+{
+    struct job *copy = calloc(1, sizeof(*copy));
+    if (!copy)
+        return;
+    if (job_copy(copy, job) != STORE_OK) {
+        free(copy);
+        return; /* the first step reads the job back instead */
+    }
+    /* As job_from_row would return it: the request bookkeeping is not. */
+    free(copy->idempotency_key);
+    free(copy->request_hash);
+    copy->idempotency_key = copy->request_hash = NULL;
+    idcache_put(sqlite_new_jobs(st), copy->id, copy);
+}
+
 int store_job_create_async(struct store *st, const struct job *job, store_done_fn done, void *ud)
 {
     struct create_task *ct = calloc(1, sizeof(*ct));
@@ -164,8 +204,15 @@ int store_job_create_async(struct store *st, const struct job *job, store_done_f
         free(ct);
         return STORE_NOMEM;
     }
+    if (create_args_init(&ct->args, st, &ct->job) != STORE_OK) {
+        job_clear(&ct->job);
+        free(ct);
+        return STORE_NOMEM;
+    }
+    if (job->status == JOB_PENDING)
+        hand_over_new_job(st, job);
     ct->task.fn = job_create_fn;
-    ct->task.arg = &ct->job;
+    ct->task.arg = &ct->args;
     ct->task.done = done;
     ct->task.ud = ud;
     ct->task.free_fn = create_task_free;
@@ -177,7 +224,12 @@ int store_job_create_async(struct store *st, const struct job *job, store_done_f
 
 int store_job_create(struct store *st, const struct job *job)
 {
-    return store_write(st, job_create_fn, (void *)job);
+    struct create_args a;
+    if (create_args_init(&a, st, job) != STORE_OK)
+        return STORE_NOMEM;
+    int rc = store_write(st, job_create_fn, &a);
+    free(a.secret_at_rest);
+    return rc;
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -364,8 +416,23 @@ int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max
     size_t nids = sqlite_pop_jobs(st, ids, max), got = 0;
     int rc = STORE_OK;
     if (nids > 0) {
-        struct conn *c = store_reader(st);
+        struct conn *c = NULL;
         for (size_t i = 0; i < nids; i++) {
+            /* A job new since it was created is pending until this step's
+             * result is written, unless it expired (the sweeper only
+             * touches jobs past expires_at). */
+            struct job *fresh = idcache_take(sqlite_new_jobs(st), ids[i]);
+            if (fresh && fresh->status == JOB_PENDING && fresh->expires_at > now) {
+                jobs[got] = *fresh;
+                free(fresh);
+                jobs[got].status = job_status_on_claim(jobs[got].status, jobs[got].mode);
+                got++;
+                continue;
+            }
+            if (fresh)
+                sqlite_job_free(fresh);
+            if (!c)
+                c = store_reader(st);
             /* A queued job may have expired or moved on meanwhile. */
             sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs j WHERE id = ?1"
                                            " AND status IN (0, 1, 3) AND expires_at > ?2");
@@ -384,7 +451,8 @@ int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max
             }
             sqlite3_reset(s);
         }
-        store_reader_put(st, c);
+        if (c)
+            store_reader_put(st, c);
     }
     free(ids);
     if (got == 0) {
@@ -479,11 +547,10 @@ int store_work_complete(struct store *st, const struct store_step_result *r, siz
     /* Cached before the commit, which wakes the dispatcher: after it, the
      * first claim could come before the put. A step skipped as stale
      * leaves an entry nothing claims; the cache's bound retires it. */
-    struct event_cache *ec = sqlite_event_cache(st);
     for (size_t i = 0; i < n; i++)
         if (r[i].event_type && r[i].event_body && r[i].webhook_url && r[i].webhook_secret)
-            event_cache_put(ec, r[i].event_id, r[i].event_body, r[i].webhook_url,
-                            r[i].webhook_secret); /* a failed put only costs a rebuild */
+            sqlite_event_prepare(st, r[i].event_id, r[i].event_body, r[i].webhook_url,
+                                 r[i].webhook_secret);
     struct complete_args a = {r, n};
     int rc = store_write(st, work_complete_fn, &a);
     if (rc != STORE_OK) {
@@ -492,7 +559,7 @@ int store_work_complete(struct store *st, const struct store_step_result *r, siz
         for (size_t i = 0; i < n; i++) {
             sqlite_requeue_jobs(st, &r[i].job_id, 1);
             if (r[i].event_type)
-                event_cache_drop(ec, r[i].event_id);
+                idcache_drop(sqlite_new_events(st), r[i].event_id);
         }
     }
     return rc;

@@ -530,6 +530,62 @@ static void test_async_creates_all_durable(void **state)
     store_job_summaries_free(rows, n);
 }
 
+static void assert_same_str(const char *a, const char *b)
+{
+    if (!a || !b)
+        assert_ptr_equal(a, b);
+    else
+        assert_string_equal(a, b);
+}
+
+/* A job's first step gets it through memory (handed over at create); it
+ * must be the job exactly as a read from the database returns it, and a
+ * job whose hand-over copy is gone is read back instead. */
+static void test_new_job_handed_over_as_stored(void **state)
+{
+    struct fixture *f = *state;
+    struct writer_arg a = {.f = f};
+    enum { N = 3 };
+    char ids[N][IDS_MAX_LEN];
+    for (int i = 0; i < N; i++) {
+        struct job j = make_job(f->project, i == 1 ? JOB_MODE_LEGACY : JOB_MODE_COMBINED,
+                                clock_now_ms());
+        j.metadata_json = i == 2 ? NULL : "{\"k\":1}";
+        snprintf(ids[i], sizeof(ids[i]), "%s", j.id);
+        assert_int_equal(store_job_create_async(f->st, &j, count_done, &a), STORE_OK);
+    }
+    while (atomic_load(&a.done) < N)
+        usleep(1000);
+    assert_int_equal(atomic_load(&a.failed), 0);
+    struct job *jobs;
+    size_t n;
+    assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, 10, &jobs, &n), STORE_OK);
+    assert_int_equal(n, N);
+    for (size_t i = 0; i < n; i++) {
+        struct job db;
+        assert_string_equal(jobs[i].id, ids[i]);
+        assert_int_equal(store_job_get(f->st, f->project, jobs[i].id, &db), STORE_OK);
+        assert_int_equal(jobs[i].status, job_status_on_claim(db.status, db.mode));
+        assert_int_equal(jobs[i].project_id, db.project_id);
+        assert_int_equal(jobs[i].mode, db.mode);
+        assert_int_equal(jobs[i].created_at, db.created_at);
+        assert_int_equal(jobs[i].expires_at, db.expires_at);
+        assert_int_equal(jobs[i].completed_at, db.completed_at);
+        assert_same_str(jobs[i].message, db.message);
+        assert_same_str(jobs[i].message_input, db.message_input);
+        assert_same_str(jobs[i].message_output, db.message_output);
+        assert_same_str(jobs[i].webhook_url, db.webhook_url);
+        assert_same_str(jobs[i].webhook_secret, db.webhook_secret);
+        assert_same_str(jobs[i].metadata_json, db.metadata_json);
+        assert_null(jobs[i].filtered_input);
+        assert_null(jobs[i].inbound_result_json);
+        assert_null(jobs[i].idempotency_key);
+        job_clear(&db);
+        job_clear(&jobs[i]);
+    }
+    free(jobs);
+}
+
 static void test_secrets_sealed_at_rest(void **state)
 {
     struct fixture *f = *state;
@@ -594,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_creates_all_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_sealed_at_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_job_handed_over_as_stored, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

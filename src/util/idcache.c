@@ -2,7 +2,7 @@
  * open-addressing index (linear probing, at most half full) maps an id to
  * its slot. Removal uses backward-shift deletion, so the index never holds
  * tombstones and lookups stay short however long the server runs. */
-#include "store/event_cache.h"
+#include "util/idcache.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -13,14 +13,14 @@
 #include "util/ids.h"
 
 struct entry {
-    bool used;
+    void *obj; /* NULL = slot free */
     uint32_t hash;
     char id[IDS_MAX_LEN];
-    char *body, *url, *secret;
 };
 
-struct event_cache {
+struct idcache {
     pthread_mutex_t mu;
+    void (*free_obj)(void *obj);
     struct entry *ring;
     size_t cap, next, count;
     uint32_t *index; /* ring position + 1; 0 = empty */
@@ -35,16 +35,17 @@ static uint32_t hash_id(const char *s)
     return h;
 }
 
-struct event_cache *event_cache_new(size_t capacity)
+struct idcache *idcache_new(size_t capacity, void (*free_obj)(void *obj))
 {
-    if (capacity == 0 || capacity > UINT32_MAX / 4)
+    if (capacity == 0 || capacity > UINT32_MAX / 4 || !free_obj)
         return NULL;
-    struct event_cache *c = calloc(1, sizeof(*c));
+    struct idcache *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     size_t n = 1;
     while (n < 2 * capacity)
         n <<= 1;
+    c->free_obj = free_obj;
     c->cap = capacity;
     c->mask = n - 1;
     c->ring = calloc(capacity, sizeof(*c->ring));
@@ -59,21 +60,13 @@ struct event_cache *event_cache_new(size_t capacity)
     return c;
 }
 
-static void entry_clear(struct entry *e)
-{
-    free(e->body);
-    free(e->url);
-    free(e->secret);
-    e->body = e->url = e->secret = NULL;
-    e->used = false;
-}
-
-void event_cache_free(struct event_cache *c)
+void idcache_free(struct idcache *c)
 {
     if (!c)
         return;
     for (size_t i = 0; i < c->cap; i++)
-        entry_clear(&c->ring[i]);
+        if (c->ring[i].obj)
+            c->free_obj(c->ring[i].obj);
     free(c->ring);
     free(c->index);
     pthread_mutex_destroy(&c->mu);
@@ -81,7 +74,7 @@ void event_cache_free(struct event_cache *c)
 }
 
 /* The index position holding id, or SIZE_MAX. */
-static size_t find(const struct event_cache *c, const char *id, uint32_t h)
+static size_t find(const struct idcache *c, const char *id, uint32_t h)
 {
     for (size_t i = h & c->mask; c->index[i]; i = (i + 1) & c->mask) {
         const struct entry *e = &c->ring[c->index[i] - 1];
@@ -93,7 +86,7 @@ static size_t find(const struct event_cache *c, const char *id, uint32_t h)
 
 /* Empties index position i and shifts later members of its probe run back,
  * so that every entry stays reachable from its home position. */
-static void index_remove(struct event_cache *c, size_t i)
+static void index_remove(struct idcache *c, size_t i)
 {
     size_t j = i;
     for (;;) {
@@ -113,78 +106,67 @@ static void index_remove(struct event_cache *c, size_t i)
     }
 }
 
-/* Removes the entry at index position i from index and ring, handing its
- * strings out when the pointers are given, freeing them otherwise. */
-static void remove_at(struct event_cache *c, size_t i, char **body, char **url, char **secret)
+/* Unlinks the entry at index position i and returns its object. */
+static void *remove_at(struct idcache *c, size_t i)
 {
     struct entry *e = &c->ring[c->index[i] - 1];
+    void *obj = e->obj;
     index_remove(c, i);
-    if (body) {
-        *body = e->body;
-        *url = e->url;
-        *secret = e->secret;
-        e->body = e->url = e->secret = NULL;
-    }
-    entry_clear(e);
+    e->obj = NULL;
     c->count--;
+    return obj;
 }
 
-int event_cache_put(struct event_cache *c, const char *event_id, const char *body,
-                    const char *url, const char *secret)
+int idcache_put(struct idcache *c, const char *id, void *obj)
 {
-    if (strlen(event_id) >= IDS_MAX_LEN)
-        return -1;
-    char *b = strdup(body), *u = strdup(url), *s = strdup(secret);
-    if (!b || !u || !s) {
-        free(b);
-        free(u);
-        free(s);
+    if (strlen(id) >= IDS_MAX_LEN) {
+        c->free_obj(obj);
         return -1;
     }
-    uint32_t h = hash_id(event_id);
+    void *old = NULL, *evicted = NULL;
+    uint32_t h = hash_id(id);
     pthread_mutex_lock(&c->mu);
-    size_t i = find(c, event_id, h);
+    size_t i = find(c, id, h);
     if (i != SIZE_MAX)
-        remove_at(c, i, NULL, NULL, NULL);
+        old = remove_at(c, i);
     struct entry *e = &c->ring[c->next];
-    if (e->used) /* the oldest entry gives way */
-        remove_at(c, find(c, e->id, e->hash), NULL, NULL, NULL);
-    e->used = true;
+    if (e->obj) /* the oldest entry gives way */
+        evicted = remove_at(c, find(c, e->id, e->hash));
+    e->obj = obj;
     e->hash = h;
-    snprintf(e->id, sizeof(e->id), "%s", event_id);
-    e->body = b;
-    e->url = u;
-    e->secret = s;
+    snprintf(e->id, sizeof(e->id), "%s", id);
     for (i = h & c->mask; c->index[i]; i = (i + 1) & c->mask)
         ;
     c->index[i] = (uint32_t)(c->next + 1);
     c->next = (c->next + 1) % c->cap;
     c->count++;
     pthread_mutex_unlock(&c->mu);
+    /* Released outside the lock: freeing is the slow part. */
+    if (old)
+        c->free_obj(old);
+    if (evicted)
+        c->free_obj(evicted);
     return 0;
 }
 
-bool event_cache_take(struct event_cache *c, const char *event_id, char **body, char **url,
-                      char **secret)
+void *idcache_take(struct idcache *c, const char *id)
 {
+    uint32_t h = hash_id(id);
     pthread_mutex_lock(&c->mu);
-    size_t i = find(c, event_id, hash_id(event_id));
-    if (i != SIZE_MAX)
-        remove_at(c, i, body, url, secret);
+    size_t i = find(c, id, h);
+    void *obj = i != SIZE_MAX ? remove_at(c, i) : NULL;
     pthread_mutex_unlock(&c->mu);
-    return i != SIZE_MAX;
+    return obj;
 }
 
-void event_cache_drop(struct event_cache *c, const char *event_id)
+void idcache_drop(struct idcache *c, const char *id)
 {
-    pthread_mutex_lock(&c->mu);
-    size_t i = find(c, event_id, hash_id(event_id));
-    if (i != SIZE_MAX)
-        remove_at(c, i, NULL, NULL, NULL);
-    pthread_mutex_unlock(&c->mu);
+    void *obj = idcache_take(c, id);
+    if (obj)
+        c->free_obj(obj);
 }
 
-size_t event_cache_count(struct event_cache *c)
+size_t idcache_count(struct idcache *c)
 {
     pthread_mutex_lock(&c->mu);
     size_t n = c->count;
