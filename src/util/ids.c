@@ -2,15 +2,37 @@
 
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/* Each thread draws from OpenSSL's generator a pool at a time: one
+ * RAND_bytes call costs about as much as 200 bytes of output, and a job
+ * needs several small draws (ids, its webhook secret, a sealing nonce).
+ * Bytes handed out are wiped from the pool. The process never forks, so no
+ * two processes can share a pool's contents. */
+#define POOL_BYTES 512
+
+static _Thread_local uint8_t pool[POOL_BYTES];
+static _Thread_local size_t pool_left;
+
 int ids_random(uint8_t *buf, size_t n)
 {
-    return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+    if (n > POOL_BYTES / 4)
+        return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+    if (n > pool_left) {
+        if (RAND_bytes(pool, POOL_BYTES) != 1)
+            return -1;
+        pool_left = POOL_BYTES;
+    }
+    uint8_t *from = pool + POOL_BYTES - pool_left;
+    memcpy(buf, from, n);
+    OPENSSL_cleanse(from, n);
+    pool_left -= n;
+    return 0;
 }
 
 int ids_new(char *out, size_t cap, const char *prefix, int64_t ms)
