@@ -454,6 +454,15 @@ describe('routing', () => {
     assertError(r, r.status);
   });
 
+  test('headers: 20 KiB pass; 33 KiB and 60 KiB → 431 invalid_request (docs/api.md)', async () => {
+    const ok = await c.get('/v1/jobs', { headers: { 'x-pad': 'p'.repeat(20 * 1024) } });
+    assert.equal(ok.status, 200, ok.text.slice(0, 200));
+    for (const kib of [33, 60]) {
+      const r = await c.get('/v1/jobs', { headers: { 'x-pad': 'p'.repeat(kib * 1024) } });
+      assertError(r, 431, 'invalid_request');
+    }
+  });
+
   test('the server is still healthy after all hostile input', assertAlive);
 });
 
