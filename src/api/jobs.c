@@ -7,6 +7,7 @@
 #include "job/view.h"
 #include "util/clock.h"
 #include "util/ids.h"
+#include "util/jsonfmt.h"
 #include "util/metrics.h"
 #include "webhook/address.h"
 #include "webhook/sign.h"
@@ -236,6 +237,9 @@ struct create_ctx {
     struct app *app;
     int64_t project;
     struct job job;
+    /* The 202 body, serialised before the job is queued: create_done runs
+     * on the store's writer thread, which every create waits for. */
+    char *accepted;
 };
 
 /* Runs on the store's writer thread once the job is durable (or not). */
@@ -246,7 +250,8 @@ static void create_done(void *ud, int rc)
         idem_end(c->app->idem, c->project, c->job.idempotency_key);
     if (rc == STORE_OK) {
         metrics_inc(METRIC_JOBS_CREATED);
-        http_reply_json(c->rq, 202, created_view(&c->job));
+        http_reply_json_text(c->rq, 202, c->accepted);
+        c->accepted = NULL;
     } else if (rc == STORE_CONSTRAINT) {
         http_reply_error(c->rq, 409, "conflict", NULL,
                          "a request with this Idempotency-Key was accepted concurrently");
@@ -254,6 +259,7 @@ static void create_done(void *ud, int rc)
         api_reply_store_error(c->rq, rc);
     }
     job_clear(&c->job);
+    free(c->accepted);
     free(c);
 }
 
@@ -336,6 +342,16 @@ void api_jobs_create(struct http_request *rq)
         }
     }
 
+    json_t *view = created_view(&c->job);
+    c->accepted = view ? json_dumps(view, JSONFMT_FLAGS) : NULL;
+    json_decref(view);
+    if (!c->accepted) {
+        if (c->job.idempotency_key)
+            idem_end(app->idem, project, c->job.idempotency_key);
+        http_reply_error(rq, 500, "internal_error", NULL, "out of memory");
+        goto fail;
+    }
+
     /* Suspend before queueing: the commit may finish before we return. */
     if (!http_request_suspend(rq)) {
         if (c->job.idempotency_key)
@@ -350,6 +366,7 @@ void api_jobs_create(struct http_request *rq)
     return;
 fail:
     job_clear(&c->job);
+    free(c->accepted);
     free(c);
 }
 

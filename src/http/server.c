@@ -202,6 +202,11 @@ void http_reply_json(struct http_request *rq, unsigned status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSONFMT_FLAGS) : NULL;
     json_decref(body);
+    http_reply_json_text(rq, status, text);
+}
+
+void http_reply_json_text(struct http_request *rq, unsigned status, char *text)
+{
     if (!text) {
         static const char oom[] =
             "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";

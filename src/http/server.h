@@ -86,6 +86,11 @@ void http_reply_error(struct http_request *rq, unsigned status, const char *code
                       const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Replies with JSON text already serialised (ownership of the malloc'ed
+ * text passes to the reply; NULL answers 500). Thread-safe after
+ * http_request_suspend; cheap enough for the store's writer thread. */
+void http_reply_json_text(struct http_request *rq, unsigned status, char *text);
+
 /* Replies with an arbitrary body (copied). */
 void http_reply_raw(struct http_request *rq, unsigned status, const char *content_type,
                     const char *data, size_t len);
