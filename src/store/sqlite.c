@@ -597,9 +597,13 @@ int store_ping(struct store *st)
 static int recover_fn(struct conn *c, struct wtask *t)
 {
     int64_t now = *(int64_t *)t->arg;
-    sqlite3_stmt *s = conn_stmt(c, "SELECT id FROM jobs WHERE status IN (0, 1, 3) ORDER BY seq");
+    /* Only unexpired jobs can be due; the index keeps a restart from
+     * reading every row a long retention has kept. */
+    sqlite3_stmt *s = conn_stmt(c, "SELECT id FROM jobs INDEXED BY jobs_by_expiry"
+                                   " WHERE expires_at > ?1 AND status IN (0, 1, 3) ORDER BY seq");
     if (!s)
         return STORE_IO;
+    sqlite3_bind_int64(s, 1, now);
     int r;
     while ((r = sqlite3_step(s)) == SQLITE_ROW)
         sqlite_stage_job(c, (const char *)sqlite3_column_text(s, 0));

@@ -79,6 +79,10 @@ static const char *const migrations[] = {
     "  error TEXT);"
     "CREATE INDEX attempts_by_event ON attempts(event_seq);"
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 2: jobs_due cost an index insert at every create and a delete at
+     * every step, for one query at startup (store_recover), which can
+     * walk jobs_by_expiry instead: only unexpired jobs can be due. */
+    "DROP INDEX jobs_due;",
 };
 
 int sqlite_schema_migrate(struct conn *c, char *err, size_t errlen)
