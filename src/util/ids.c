@@ -5,7 +5,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
+
+#include "util/algs.h"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -101,5 +102,6 @@ void ids_hex(const uint8_t *in, size_t n, char *out)
 
 void ids_sha256(const void *in, size_t n, uint8_t out[32])
 {
-    SHA256(in, n, out);
+    const EVP_MD *md = algs_sha256();
+    EVP_Digest(in, n, out, NULL, md ? md : EVP_sha256(), NULL);
 }

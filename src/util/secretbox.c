@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "util/algs.h"
 #include "util/ids.h"
 
 #define PREFIX "v1:"
@@ -325,7 +326,7 @@ char *secretbox_seal(const struct secretbox *b, const char *plaintext)
     if (ids_random(raw, NONCE_LEN) != 0)
         goto fail;
     /* AES-GCM's default IV length is 12 bytes, which NONCE_LEN is. */
-    if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, b->key, raw) != 1 ||
+    if (EVP_EncryptInit_ex(ctx, algs_aes_256_gcm(), NULL, b->key, raw) != 1 ||
         EVP_EncryptUpdate(ctx, NULL, &len, (const uint8_t *)AAD, (int)AAD_LEN) != 1 ||
         EVP_EncryptUpdate(ctx, raw + NONCE_LEN, &len, (const uint8_t *)plaintext, (int)n) != 1 ||
         (size_t)len != n || EVP_EncryptFinal_ex(ctx, raw + NONCE_LEN + n, &len) != 1 || len != 0 ||
@@ -373,7 +374,7 @@ char *secretbox_open(const struct secretbox *b, const char *sealed)
     ctx = EVP_CIPHER_CTX_new();
     if (!pt || !ctx)
         goto fail;
-    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, b->key, raw) != 1 ||
+    if (EVP_DecryptInit_ex(ctx, algs_aes_256_gcm(), NULL, b->key, raw) != 1 ||
         EVP_DecryptUpdate(ctx, NULL, &len, (const uint8_t *)AAD, (int)AAD_LEN) != 1 ||
         EVP_DecryptUpdate(ctx, (uint8_t *)pt, &len, raw + NONCE_LEN, (int)pt_len) != 1 ||
         (size_t)len != pt_len ||

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "util/algs.h"
 #include "util/ids.h"
 
 #define SECRET_PREFIX "whsec_"
@@ -69,7 +70,7 @@ static int compute_mac(const uint8_t *key, size_t key_len, const char *msg_id, i
 
     if (ts_len <= 0 || (size_t)ts_len >= sizeof(ts))
         return -1;
-    alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    alg = algs_hmac();
     if (!alg)
         goto fail;
     ctx = EVP_MAC_CTX_new(alg);
@@ -90,7 +91,6 @@ static int compute_mac(const uint8_t *key, size_t key_len, const char *msg_id, i
     rc = 0;
 fail:
     EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(alg);
     return rc;
 }
 
