@@ -65,8 +65,10 @@ bool api_key_hash(const char *key, uint8_t hash[32]);
 
 struct idem_table *idem_table_new(void);
 void idem_table_free(struct idem_table *t);
-/* Marks (project, key) as in flight; false when it already is. */
-bool idem_begin(struct idem_table *t, int64_t project, const char *key);
+enum idem_begin_result { IDEM_BEGUN, IDEM_IN_FLIGHT, IDEM_NOMEM };
+/* Marks (project, key) as in flight: IDEM_BEGUN, or IDEM_IN_FLIGHT when it
+ * already is, or IDEM_NOMEM (nothing marked). */
+enum idem_begin_result idem_begin(struct idem_table *t, int64_t project, const char *key);
 void idem_end(struct idem_table *t, int64_t project, const char *key);
 
 /* ---- matcher scratch for HTTP threads (filter.c) ----------------------------- */

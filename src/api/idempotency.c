@@ -40,12 +40,12 @@ void idem_table_free(struct idem_table *t)
     free(t);
 }
 
-bool idem_begin(struct idem_table *t, int64_t project, const char *key)
+enum idem_begin_result idem_begin(struct idem_table *t, int64_t project, const char *key)
 {
     struct idem_entry *e = calloc(1, sizeof(*e));
     if (!e || !(e->key = strdup(key))) {
         free(e);
-        return false;
+        return IDEM_NOMEM;
     }
     e->project = project;
     pthread_mutex_lock(&t->mu);
@@ -54,13 +54,13 @@ bool idem_begin(struct idem_table *t, int64_t project, const char *key)
             pthread_mutex_unlock(&t->mu);
             free(e->key);
             free(e);
-            return false;
+            return IDEM_IN_FLIGHT;
         }
     }
     e->next = t->head;
     t->head = e;
     pthread_mutex_unlock(&t->mu);
-    return true;
+    return IDEM_BEGUN;
 }
 
 void idem_end(struct idem_table *t, int64_t project, const char *key)

@@ -322,7 +322,12 @@ void api_jobs_create(struct http_request *rq)
         char hash[65];
         ids_sha256(raw, len, digest);
         ids_hex(digest, sizeof(digest), hash);
-        if (!idem_begin(app->idem, project, key)) {
+        enum idem_begin_result begun = idem_begin(app->idem, project, key);
+        if (begun == IDEM_NOMEM) {
+            http_reply_error(rq, 500, "internal_error", NULL, "out of memory");
+            goto fail;
+        }
+        if (begun == IDEM_IN_FLIGHT) {
             http_reply_error(rq, 409, "conflict", NULL,
                              "a request with this Idempotency-Key is still in progress");
             goto fail;
