@@ -205,7 +205,7 @@ static void *sweeper_main(void *arg)
         else if (expired || deleted)
             log_info("pipeline", "expired %zu jobs, deleted %zu", expired, deleted);
         /* A full batch means more is waiting: go again at once. */
-        if (expired < 500 && deleted < 500) {
+        if (expired < STORE_SWEEP_BATCH && deleted < STORE_SWEEP_BATCH) {
             /* Sleeps the whole interval: pipeline_wake's broadcasts are for
              * the workers and only end a wait here when stopping. */
             struct timespec deadline;

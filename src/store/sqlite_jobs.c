@@ -572,8 +572,6 @@ struct sweep_args {
     size_t expired, deleted;
 };
 
-#define SWEEP_BATCH 500
-
 static int sweep_fn(struct conn *c, struct wtask *t)
 {
     struct sweep_args *a = t->arg;
@@ -582,14 +580,14 @@ static int sweep_fn(struct conn *c, struct wtask *t)
     if (!s)
         return STORE_IO;
     sqlite3_bind_int64(s, 1, a->now);
-    sqlite3_bind_int(s, 2, SWEEP_BATCH);
-    char(*ids)[IDS_MAX_LEN] = malloc(SWEEP_BATCH * sizeof(*ids));
+    sqlite3_bind_int(s, 2, STORE_SWEEP_BATCH);
+    char(*ids)[IDS_MAX_LEN] = malloc(STORE_SWEEP_BATCH * sizeof(*ids));
     if (!ids) {
         sqlite3_reset(s);
         return STORE_NOMEM;
     }
     size_t n = 0;
-    while (n < SWEEP_BATCH && sqlite3_step(s) == SQLITE_ROW)
+    while (n < STORE_SWEEP_BATCH && sqlite3_step(s) == SQLITE_ROW)
         snprintf(ids[n++], IDS_MAX_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
     sqlite3_reset(s);
     int rc = STORE_OK;
@@ -622,7 +620,7 @@ static int sweep_fn(struct conn *c, struct wtask *t)
     if (!s)
         return STORE_IO;
     sqlite3_bind_int64(s, 1, a->now - a->retention_ms);
-    sqlite3_bind_int(s, 2, SWEEP_BATCH);
+    sqlite3_bind_int(s, 2, STORE_SWEEP_BATCH);
     if (sqlite3_step(s) != SQLITE_DONE)
         return sqlite_fail(c, "delete jobs", sqlite3_errcode(c->db));
     a->deleted = (size_t)sqlite3_changes(c->db);

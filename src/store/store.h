@@ -189,7 +189,10 @@ struct store_step_result {
 int store_work_complete(struct store *st, const struct store_step_result *r, size_t n);
 
 /* Expires due jobs (each gets a job.expired event) and deletes jobs
- * retention_ms after their expiry. *expired / *deleted receive the counts. */
+ * retention_ms after their expiry, at most STORE_SWEEP_BATCH of each per
+ * call (a full batch means more may be waiting). *expired / *deleted
+ * receive the counts. */
+#define STORE_SWEEP_BATCH 500
 int store_sweep(struct store *st, int64_t now, int64_t retention_ms, size_t *expired,
                 size_t *deleted);
 
