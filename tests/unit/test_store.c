@@ -328,6 +328,17 @@ static void test_combined_job_steps_and_event_order(void **state)
                      STORE_NOTFOUND);
 }
 
+/* Creates a job of the mode, claims its first step into *c and makes a new
+ * event id for that step. */
+static void create_and_claim(struct fixture *f, enum job_mode mode, struct job *c,
+                             char event_id[IDS_MAX_LEN])
+{
+    struct job j = make_job(f->project, mode, clock_now_ms());
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    claim_one(f->st, c);
+    ids_new(event_id, IDS_MAX_LEN, "msg_", clock_now_ms());
+}
+
 /* A body prepared by the step (job_event_body_after_step) is what the first
  * claim sends; a later claim rebuilds it from the stored job, and both are
  * byte for byte the same, so every attempt of an event carries one body. */
@@ -335,12 +346,9 @@ static void test_prepared_body_matches_rebuilt(void **state)
 {
     struct fixture *f = *state;
     for (int unchanged = 0; unchanged < 2; unchanged++) {
-        struct job j = make_job(f->project, JOB_MODE_INPUT, clock_now_ms());
-        assert_int_equal(store_job_create(f->st, &j), STORE_OK);
         struct job c;
-        claim_one(f->st, &c);
         char event_id[IDS_MAX_LEN];
-        ids_new(event_id, sizeof(event_id), "msg_", clock_now_ms());
+        create_and_claim(f, JOB_MODE_INPUT, &c, event_id);
         struct store_step_result r = {
             .job_id = c.id,
             .from = c.status,
@@ -389,12 +397,9 @@ static void test_prepared_body_matches_rebuilt(void **state)
 
     /* And the first claim really takes the prepared body (a marker here),
      * without reading the job back. */
-    struct job j = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
     struct job c;
-    claim_one(f->st, &c);
     char event_id[IDS_MAX_LEN];
-    ids_new(event_id, sizeof(event_id), "msg_", clock_now_ms());
+    create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, event_id);
     struct store_step_result r = {
         .job_id = c.id, .from = c.status, .to = JOB_COMPLETED, .step = JOB_STEP_INBOUND,
         .filtered = c.message_input, .filtered_unchanged = true, .result_json = "{}",
