@@ -1,7 +1,8 @@
 /* Evaluating a text against a direction: one scan per database without
- * start-of-match tracking, then start offsets for the matches found (window
- * re-scans with the SOM database), validation, prompt-injection scoring;
- * pol_finish (redact.c) turns the matches into the result. */
+ * start-of-match tracking, then the gated patterns in windows around the
+ * anchors found, start offsets for the matches found (window re-scans with
+ * the SOM databases), validation, prompt-injection scoring; pol_finish
+ * (redact.c) turns the matches into the result. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +17,18 @@
  * that end within the last ~32 bytes of the buffer scanned (accelerator tail
  * bugs fixed upstream in vectorscan PRs #375/#378; measured here: an email
  * or SSN followed by fewer than 22 bytes was missed at about one offset in
- * seventy). Every scan therefore goes through scan_region: the bytes near
- * the end of a region are scanned from a copy followed by SCAN_PAD zero
- * bytes, and matches the padding could only have ended are dropped. */
+ * seventy). Every scan therefore goes through scan_region, which never lets
+ * a match that counts end within SCAN_PAD bytes of the end of the buffer
+ * Vectorscan sees: a region followed by at least SCAN_PAD bytes of text is
+ * scanned with them (matches ending there are dropped); one that reaches
+ * the end of the text is scanned, near its end, from a copy followed by
+ * SCAN_PAD zero bytes. */
 #define SCAN_PAD 64
 #define SCAN_DANGER 128 /* matches ending this close to a buffer end are re-scanned */
 #define SCAN_TAIL 8192  /* the padded copy: the whole region when shorter */
 
 struct window {
+    unsigned g; /* gate windows: index into gated; start windows: the pattern, or UINT_MAX */
     size_t ws, we;
 };
 
@@ -54,8 +59,14 @@ struct policy_scratch {
     struct hit *hits;
     size_t nhits, hcap;
     size_t *pending;    /* indices of hits that need a start, sorted by (end, id) */
-    struct window *win; /* gate windows */
+    struct window *win; /* gate windows, in the order the anchors were found */
     size_t nwin, wcap;
+    struct window *wsorted; /* the same, grouped by gated pattern */
+    size_t wscap;
+    unsigned *wfirst; /* ngated + 1 offsets into wsorted */
+    size_t wfcap;
+    unsigned char *gmark; /* decoded payloads: gated patterns whose anchors occur */
+    size_t gmcap;
     size_t npending, pcap;
     struct pol_match *m;
     size_t nm, mcap;
@@ -84,6 +95,9 @@ void policy_scratch_free(struct policy_scratch *s)
     free(s->hits);
     free(s->pending);
     free(s->win);
+    free(s->wsorted);
+    free(s->wfirst);
+    free(s->gmark);
     free(s->pad);
     free(s->m);
     free(s->scores);
@@ -151,27 +165,59 @@ static int push_hit(struct scan_ctx *c, unsigned id, bool lit, size_t start, siz
     return 0;
 }
 
+/* An anchor word of gated patterns ends at end: a window around it for
+ * each pattern it may belong to. */
+static int on_anchor(struct scan_ctx *c, unsigned a, size_t end)
+{
+    struct policy_scratch *s = c->s;
+    const struct pol_direction *d = c->d;
+    unsigned first = d->anchor_first[a], last = d->anchor_first[a + 1];
+    if (reserve((void **)&s->win, &s->wcap, s->nwin + (last - first), sizeof(struct window))) {
+        c->oom = true;
+        return 1;
+    }
+    for (unsigned k = first; k < last; k++) {
+        const struct pol_gated *g = &d->gated[d->anchor_gated[k]];
+        s->win[s->nwin++] = (struct window){
+            .g = d->anchor_gated[k],
+            .ws = end > g->back ? end - g->back : 0,
+            .we = end + g->fwd < c->len ? end + g->fwd : c->len,
+        };
+    }
+    return 0;
+}
+
+/* A match of literal id (see pol_direction) ending at end. */
+static int lit_hit(struct scan_ctx *c, unsigned id, size_t end)
+{
+    const struct pol_direction *d = c->d;
+    if (id >= d->nlits) /* an anchor, or the stride literal (compile.c) */
+        return id - d->nlits < d->nanchors ? on_anchor(c, id - d->nlits, end) : 0;
+    const struct pol_lit *l = &d->lits[id];
+    size_t start = end - l->len;
+    if (l->word_bounds && !word_edge_ok(c->text, c->len, start, end, l->word_bounds))
+        return 0;
+    return push_hit(c, id, true, start, end);
+}
+
 static int on_lit(unsigned int id, unsigned long long from, unsigned long long to,
                   unsigned int flags, void *ctx)
 {
     struct scan_ctx *c = ctx;
-    const struct pol_lit *l = &c->d->lits[id];
-    size_t end = c->base + (size_t)to, start = end - l->len;
-    if (OUTSIDE(c, end))
-        return 0;
-    if (l->word_bounds && !word_edge_ok(c->text, c->len, start, end, l->word_bounds))
-        return 0;
-    return push_hit(c, id, true, start, end);
+    size_t end = c->base + (size_t)to;
+    return OUTSIDE(c, end) ? 0 : lit_hit(c, id, end);
 }
 
 static int on_re(unsigned int id, unsigned long long from, unsigned long long to,
                  unsigned int flags, void *ctx)
 {
     struct scan_ctx *c = ctx;
-    const struct pol_pat *p = &c->d->pats[id];
     size_t end = c->base + (size_t)to;
     if (OUTSIDE(c, end))
         return 0;
+    if (id >= c->d->npats) /* a literal compiled into the tokens group */
+        return lit_hit(c, id - c->d->lit_base, end);
+    const struct pol_pat *p = &c->d->pats[id];
     /* A maximal-munch guard: a match whose next byte would extend it is not
      * an end (Vectorscan has no lookahead), which keeps one hit per token. */
     if (p->det && p->det->guard != GUARD_NONE && end < c->len &&
@@ -180,26 +226,35 @@ static int on_re(unsigned int id, unsigned long long from, unsigned long long to
     size_t start = START_UNKNOWN;
     if (p->min_width == p->max_width && !p->confirm) {
         start = end - p->min_width;
-        /* the \b that re_db left out; Vectorscan's \b outside UCP mode is ASCII */
+        /* the \b that was left out; Vectorscan's \b outside UCP mode is ASCII */
         if (p->lead_wb && start > 0 && pol_guard_has(GUARD_WORD, (unsigned char)c->text[start - 1]))
             return 0;
     }
     return push_hit(c, id, false, start, end);
 }
 
-/* Scans db over text[rs, re) (see SCAN_PAD): the region up to SCAN_DANGER
- * before its end as it is, the rest from a padded copy, and, for patterns
- * that can match only at the end of data ("$"), the end once more as it is. */
+/* Scans db over text[rs, re) (see SCAN_PAD): with the SCAN_PAD bytes that
+ * follow when there are that many; otherwise the region up to SCAN_DANGER
+ * before its end as it is, the rest from a padded copy, and, with eod (the
+ * group has patterns that can match only at the end of data, "$"), the end
+ * once more as it is. */
 static int scan_region(struct scan_ctx *c, const hs_database_t *db, size_t rs, size_t re,
-                       match_event_handler cb)
+                       match_event_handler cb, bool eod)
 {
     struct policy_scratch *s = c->s;
     size_t ts = rs;
     int rc = 0;
     c->min_end = rs;
+    c->base = rs;
+    if (re + SCAN_PAD <= c->len) {
+        c->max_end = re;
+        if (hs_scan(db, c->text + rs, (unsigned)(re + SCAN_PAD - rs), 0, s->hs, cb, c) !=
+            HS_SUCCESS)
+            rc = -1;
+        goto done;
+    }
     if (re - rs > SCAN_TAIL) {
         ts = re - SCAN_TAIL;
-        c->base = rs;
         c->max_end = re - SCAN_DANGER;
         if (hs_scan(db, c->text + rs, (unsigned)(re - rs), 0, s->hs, cb, c) != HS_SUCCESS)
             rc = -1;
@@ -216,55 +271,52 @@ static int scan_region(struct scan_ctx *c, const hs_database_t *db, size_t rs, s
         if (hs_scan(db, s->pad, (unsigned)(tn + SCAN_PAD), 0, s->hs, cb, c) != HS_SUCCESS)
             rc = -1;
     }
-    if (!rc && re == c->len && c->d->eod) {
+    if (!rc && re == c->len && eod) {
         c->base = ts;
         c->dedupe = true;
         if (hs_scan(db, c->text + ts, (unsigned)tn, 0, s->hs, cb, c) != HS_SUCCESS)
             rc = -1;
         c->dedupe = false;
     }
+done:
     c->base = 0;
     c->min_end = 0;
     c->max_end = c->len;
     return rc || c->oom ? -1 : 0;
 }
 
-static int on_gate(unsigned int id, unsigned long long from, unsigned long long to,
-                   unsigned int flags, void *ctx)
-{
-    struct scan_ctx *c = ctx;
-    struct policy_scratch *s = c->s;
-    size_t end = c->base + (size_t)to;
-    if (OUTSIDE(c, end))
-        return 0;
-    if (reserve((void **)&s->win, &s->wcap, s->nwin + 1, sizeof(struct window))) {
-        c->oom = true;
-        return 1;
-    }
-    /* anchors are short: POL_GATE_WINDOW back from the end covers the word */
-    s->win[s->nwin].ws = end > POL_GATE_WINDOW + 32 ? end - POL_GATE_WINDOW - 32 : 0;
-    s->win[s->nwin].we = end + POL_GATE_WINDOW < c->len ? end + POL_GATE_WINDOW : c->len;
-    s->nwin++;
-    return 0;
-}
-
-/* Scans inj_db in the windows around anchors (hits arrive in end order, so
- * the windows are already sorted by start and merge in one pass). */
+/* Scans each gated pattern in the windows around its anchors, merged where
+ * they overlap. The windows arrive in the order of the anchors' ends, and
+ * so sorted by start within each pattern; a counting sort groups them by
+ * pattern without disturbing that order. */
 static int scan_gated(struct scan_ctx *c)
 {
     struct policy_scratch *s = c->s;
     const struct pol_direction *d = c->d;
-    s->nwin = 0;
-    if (scan_region(c, d->gate_db, 0, c->len, on_gate))
+    if (s->nwin == 0)
+        return 0;
+    if (reserve((void **)&s->wsorted, &s->wscap, s->nwin, sizeof(struct window)) ||
+        reserve((void **)&s->wfirst, &s->wfcap, (size_t)d->ngated + 1, sizeof(unsigned)))
         return -1;
+    unsigned *next = s->wfirst; /* next[g]: where the next window of g goes */
+    memset(next, 0, ((size_t)d->ngated + 1) * sizeof(unsigned));
+    for (size_t i = 0; i < s->nwin; i++)
+        next[s->win[i].g + 1]++;
+    for (unsigned g = 0; g < d->ngated; g++)
+        next[g + 1] += next[g];
+    for (size_t i = 0; i < s->nwin; i++)
+        s->wsorted[next[s->win[i].g]++] = s->win[i];
+    /* next[g] is now the end of g's windows */
     size_t i = 0;
-    while (i < s->nwin) {
-        size_t ws = s->win[i].ws, we = s->win[i].we;
-        for (i++; i < s->nwin && s->win[i].ws <= we; i++)
-            if (s->win[i].we > we)
-                we = s->win[i].we;
-        if (scan_region(c, d->inj_db, ws, we, on_re))
-            return -1;
+    for (unsigned g = 0; g < d->ngated; g++) {
+        while (i < next[g]) {
+            size_t ws = s->wsorted[i].ws, we = s->wsorted[i].we;
+            for (i++; i < next[g] && s->wsorted[i].ws <= we; i++)
+                if (s->wsorted[i].we > we)
+                    we = s->wsorted[i].we;
+            if (scan_region(c, d->gated[g].db, ws, we, on_re, false))
+                return -1;
+        }
     }
     return 0;
 }
@@ -321,13 +373,16 @@ static int pend_cmp(const void *a, const void *b)
 static int window_cmp(const void *a, const void *b)
 {
     const struct window *x = a, *y = b;
+    if (x->g != y->g)
+        return x->g < y->g ? -1 : 1;
     return (x->ws > y->ws) - (x->ws < y->ws);
 }
 
 /* Finds the leftmost start of every hit that lacks one by re-scanning, with
- * the SOM database, a window reaching max_width (+ context) before its end.
- * A match of at most max_width bytes cannot begin at the window's artificial
- * start, so the starts found are those of a whole-text scan. */
+ * the pattern's SOM database (user patterns: user_som_db), a window reaching
+ * max_width (+ context) before its end. A match of at most max_width bytes
+ * cannot begin at the window's artificial start, so the starts found are
+ * those of a whole-text scan. */
 static int resolve_starts(struct scan_ctx *c)
 {
     struct policy_scratch *s = c->s;
@@ -338,8 +393,6 @@ static int resolve_starts(struct scan_ctx *c)
             n++;
     if (n == 0)
         return 0;
-    if (!d->som_db)
-        return -1;
     struct pend_key *keys = malloc(n * sizeof(*keys));
     struct window *w = malloc(n * sizeof(*w));
     if (!keys || reserve((void **)&s->pending, &s->pcap, n, sizeof(size_t)) || !w) {
@@ -352,8 +405,10 @@ static int resolve_starts(struct scan_ctx *c)
         const struct hit *h = &s->hits[i];
         if (h->start != START_UNKNOWN)
             continue;
-        unsigned maxw = d->pats[h->id].max_width;
+        const struct pol_pat *pat = &d->pats[h->id];
+        unsigned maxw = pat->max_width;
         keys[n] = (struct pend_key){.end = h->end, .id = h->id, .idx = i};
+        w[n].g = pat->det ? h->id : UINT_MAX;
         size_t back = maxw == UINT_MAX ? SIZE_MAX : (size_t)maxw + 8;
         w[n].ws = h->end > back ? h->end - back : 0;
         w[n].we = h->end + 16 < c->len ? h->end + 16 : c->len;
@@ -368,11 +423,13 @@ static int resolve_starts(struct scan_ctx *c)
     int rc = 0;
     size_t i = 0;
     while (i < n) {
+        unsigned g = w[i].g;
         size_t ws = w[i].ws, we = w[i].we;
-        for (i++; i < n && w[i].ws <= we; i++)
+        for (i++; i < n && w[i].g == g && w[i].ws <= we; i++)
             if (w[i].we > we)
                 we = w[i].we;
-        if (scan_region(c, d->som_db, ws, we, on_som)) {
+        const hs_database_t *db = g == UINT_MAX ? d->user_som_db : d->pats[g].som_db;
+        if (!db || scan_region(c, db, ws, we, on_som, g == UINT_MAX && d->eod)) {
             rc = -1;
             break;
         }
@@ -391,6 +448,25 @@ static int push_match(struct policy_scratch *s, int rule, size_t start, size_t e
     return 0;
 }
 
+/* The database with the anchors over a decoded payload: marks the gated
+ * patterns of the rule scored whose anchors occur. */
+static int on_decoded_anchor(unsigned int id, unsigned long long from, unsigned long long to,
+                             unsigned int flags, void *ctx)
+{
+    struct scan_ctx *c = ctx;
+    const struct pol_direction *d = c->d;
+    if ((size_t)to > c->max_end || id < d->lit_base + d->nlits ||
+        id - d->lit_base - d->nlits >= d->nanchors)
+        return 0;
+    unsigned a = id - d->lit_base - d->nlits;
+    for (unsigned k = d->anchor_first[a]; k < d->anchor_first[a + 1]; k++) {
+        unsigned g = d->anchor_gated[k];
+        if (d->pats[d->gated[g].pat].rule == c->rule)
+            c->s->gmark[g] = 1;
+    }
+    return 0;
+}
+
 static int on_decoded(unsigned int id, unsigned long long from, unsigned long long to,
                       unsigned int flags, void *ctx)
 {
@@ -402,6 +478,41 @@ static int on_decoded(unsigned int id, unsigned long long from, unsigned long lo
     const struct pol_detector *base = injection_detectors(&ndet);
     c->s->counts[p->det - base]++;
     return 0;
+}
+
+/* Counts the phrases of rule in the decoded payload s->b64[0, dl) the way
+ * they are found in the text: the anchors first, then each pattern they
+ * may belong to, here over the whole payload. Returns how many were found,
+ * or -1. */
+static long decoded_phrases(struct scan_ctx *c, int rule, size_t dl)
+{
+    struct policy_scratch *s = c->s;
+    const struct pol_direction *d = c->d;
+    const hs_database_t *anchors = d->lit_db ? d->lit_db : d->scan_db[POL_GROUP_TOKENS];
+    if (!anchors || d->ngated == 0)
+        return 0;
+    if (reserve((void **)&s->gmark, &s->gmcap, d->ngated, 1))
+        return -1;
+    memset(s->gmark, 0, d->ngated);
+    memset(s->b64 + dl, 0, SCAN_PAD); /* see SCAN_PAD */
+    c->rule = rule;
+    c->max_end = dl;
+    unsigned long before = 0, after = 0;
+    size_t ndet;
+    injection_detectors(&ndet);
+    for (size_t k = 0; k < ndet; k++)
+        before += s->counts[k];
+    int rc = hs_scan(anchors, s->b64, (unsigned)(dl + SCAN_PAD), 0, s->hs, on_decoded_anchor, c);
+    for (unsigned g = 0; rc == HS_SUCCESS && g < d->ngated; g++)
+        if (s->gmark[g])
+            rc =
+                hs_scan(d->gated[g].db, s->b64, (unsigned)(dl + SCAN_PAD), 0, s->hs, on_decoded, c);
+    c->max_end = c->len;
+    if (rc != HS_SUCCESS)
+        return -1;
+    for (size_t k = 0; k < ndet; k++)
+        after += s->counts[k];
+    return (long)(after - before);
 }
 
 /* Scores each prompt_injection rule from its hits; base64 spans count only
@@ -426,23 +537,10 @@ static int score_injection(struct scan_ctx *c, int rule, double *score)
             continue;
         if (det->signal == SIG_BASE64) {
             long dl = injection_b64_decode(c->text + st, en - st, s->b64, B64_MAX);
-            if (dl <= 0)
-                continue;
-            unsigned before = 0;
-            for (size_t k = 0; k < ndet; k++)
-                before += s->counts[k];
-            c->rule = rule;
-            hs_database_t *db = d->inj_db ? d->inj_db : d->re_db;
-            memset(s->b64 + dl, 0, SCAN_PAD); /* see SCAN_PAD */
-            c->max_end = (size_t)dl;
-            int hrc = hs_scan(db, s->b64, (unsigned)(dl + SCAN_PAD), 0, s->hs, on_decoded, c);
-            c->max_end = c->len;
-            if (hrc != HS_SUCCESS)
+            long found = dl > 0 ? decoded_phrases(c, rule, (size_t)dl) : 0;
+            if (found < 0)
                 return -1;
-            unsigned after = 0;
-            for (size_t k = 0; k < ndet; k++)
-                after += s->counts[k];
-            if (after == before)
+            if (found == 0)
                 continue;
         }
         s->counts[det - base]++;
@@ -541,15 +639,17 @@ int policy_eval(const struct policy *p, struct policy_scratch *s, enum policy_di
         text = "";
     const struct pol_direction *d = pol_dir_get(p, dir);
     struct scan_ctx c = {.s = s, .d = d, .text = text, .len = len, .max_end = len, .rule = -1};
-    s->nhits = s->nm = 0;
+    s->nhits = s->nm = s->nwin = 0;
     if (ensure_scratch(s, p) ||
         reserve((void **)&s->scores, &s->scap, (size_t)d->nrules + 1, sizeof(double)))
         goto fail;
-    if (d->lit_db && scan_region(&c, d->lit_db, 0, len, on_lit))
+    if (d->lit_db && scan_region(&c, d->lit_db, 0, len, on_lit, false))
         goto fail;
-    if (d->re_db && scan_region(&c, d->re_db, 0, len, on_re))
-        goto fail;
-    if (d->gate_db && scan_gated(&c))
+    for (int k = 0; k < POL_GROUPS; k++)
+        if (d->scan_db[k] &&
+            scan_region(&c, d->scan_db[k], 0, len, on_re, k == POL_GROUP_USER && d->eod))
+            goto fail;
+    if (scan_gated(&c))
         goto fail;
     if (c.oom || resolve_starts(&c) || collect_matches(&c))
         goto fail;

@@ -51,34 +51,40 @@ static bool check_not_leading_bom(const char *t, size_t len, size_t *s, size_t *
 /* Anchors are lower-case words every match contains (matched without case;
  * where a phrase spans words, one space stands for the \\s+ of the pattern,
  * an approximation that only matters for text with odd spacing), separated
- * by commas. */
-#define PHRASE(name, w, a, e)                                                                      \
+ * by commas. LEADING: every match starts with one of its anchors; TRAILING:
+ * every match ends with one (up to a few letters: "jailbr" for "jailbroken");
+ * the window scanned around such an anchor then reaches one way only. */
+#define PHRASE_AT(name, w, at, a, e)                                                               \
     {                                                                                              \
-        .entity = name, .label = "PROMPT_INJECTION", .expr = e, .weight = w, .anchors = a          \
+        .entity = name, .label = "PROMPT_INJECTION", .expr = e, .weight = w, .anchors = a,         \
+        .anchor_at = at                                                                            \
     }
+#define PHRASE(name, w, a, e) PHRASE_AT(name, w, POL_ANCHOR_INSIDE, a, e)
+#define LEADING(name, w, a, e) PHRASE_AT(name, w, POL_ANCHOR_LEADS, a, e)
+#define TRAILING(name, w, a, e) PHRASE_AT(name, w, POL_ANCHOR_ENDS, a, e)
 
 static const struct pol_detector dets[] = {
     /* instruction override */
-    PHRASE("instruction_override", 0.9,
-           "ignore,disregard,forget,override,bypass,neglect,skip,scrap,discard,drop,abandon",
-           CI W "(?:ignore|disregard|forget|override|bypass|neglect|skip|scrap|discard|drop|"
-                "abandon)\\s+(?:(?:of|all|any|every|" QUALIFIERS ")\\s+)+" NOUNS W),
-    PHRASE("instruction_override", 0.55, "ignore,disregard,forget,override,bypass",
-           CI W "(?:ignore|disregard|forget|override|bypass)\\s+(?:(?:all|any|every)\\s+)?"
-                "(?:[\\w-]+\\s+){0,3}" NOUNS W),
-    PHRASE("instruction_override", 0.9, "ignore,disregard,forget",
-           CI W "(?:ignore|disregard|forget)\\s+(?:everything|all)\\s+(?:(?:that\\s+)?you\\s+"
-                "(?:were|have\\s+been|was)\\s+(?:told|instructed|given|taught)|above|before|"
-                "previously|prior|so\\s+far)"),
-    PHRASE("instruction_override", 0.8, "ignore,disregard,forget,scrap,discard",
-           CI W
-           "(?:ignore|disregard|forget|scrap|discard)\\s+(?:everything|all)\\s+(?:that\\s+)?"
-           "(?:your\\s+(?:developers?|creators?|programmers?|makers?|owners?)|openai|anthropic)"
-           "\\s+(?:(?:have|has)\\s+)?(?:told|taught|instructed|said|gave)"),
-    PHRASE("instruction_override", 0.8, "ignore,disregard,forget",
-           CI W "(?:ignore|disregard|forget)\\s+(?:all\\s+|everything\\s+)?(?:the\\s+)?(?:above|"
-                "previous|prior|preceding|earlier)(?:\\s+(?:text|messages?|content|conversation))?"
-                "\\s*(?:[,.;:!]|and\\b|then\\b)"),
+    LEADING("instruction_override", 0.9,
+            "ignore,disregard,forget,override,bypass,neglect,skip,scrap,discard,drop,abandon",
+            CI W "(?:ignore|disregard|forget|override|bypass|neglect|skip|scrap|discard|drop|"
+                 "abandon)\\s+(?:(?:of|all|any|every|" QUALIFIERS ")\\s+)+" NOUNS W),
+    LEADING("instruction_override", 0.55, "ignore,disregard,forget,override,bypass",
+            CI W "(?:ignore|disregard|forget|override|bypass)\\s+(?:(?:all|any|every)\\s+)?"
+                 "(?:[\\w-]+\\s+){0,3}" NOUNS W),
+    LEADING("instruction_override", 0.9, "ignore,disregard,forget",
+            CI W "(?:ignore|disregard|forget)\\s+(?:everything|all)\\s+(?:(?:that\\s+)?you\\s+"
+                 "(?:were|have\\s+been|was)\\s+(?:told|instructed|given|taught)|above|before|"
+                 "previously|prior|so\\s+far)"),
+    LEADING("instruction_override", 0.8, "ignore,disregard,forget,scrap,discard",
+            CI W
+            "(?:ignore|disregard|forget|scrap|discard)\\s+(?:everything|all)\\s+(?:that\\s+)?"
+            "(?:your\\s+(?:developers?|creators?|programmers?|makers?|owners?)|openai|anthropic)"
+            "\\s+(?:(?:have|has)\\s+)?(?:told|taught|instructed|said|gave)"),
+    LEADING("instruction_override", 0.8, "ignore,disregard,forget",
+            CI W "(?:ignore|disregard|forget)\\s+(?:all\\s+|everything\\s+)?(?:the\\s+)?(?:above|"
+                 "previous|prior|preceding|earlier)(?:\\s+(?:text|messages?|content|conversation))?"
+                 "\\s*(?:[,.;:!]|and\\b|then\\b)"),
     PHRASE("instruction_override", 0.8,
            "stop follow,quit follow,cease follow,stop obey,quit obey,cease obey,adhering",
            CI W "(?:stop|quit|cease)\\s+(?:following|obeying|adhering\\s+to)\\s+(?:your|the|any|"
@@ -87,74 +93,77 @@ static const struct pol_detector dets[] = {
            "not follow,t follow,never follow,not obey,t obey,never obey",
            CI W "(?:do\\s+not|don't|never)\\s+(?:follow|obey)\\s+(?:your|the|any)\\s+(?:[\\w-]+"
                 "\\s+)?" NOUNS),
-    PHRASE("instruction_override", 0.7, "disable,turn off,deactivate,remove,lift,switch off",
-           CI W "(?:disable|turn\\s+off|deactivate|remove|lift|switch\\s+off)\\s+(?:all\\s+)?"
-                "(?:of\\s+)?(?:(?:your|the|any)\\s+)?(?:[\\w-]+\\s+)?(?:restrictions|filters|"
-                "safety|safeguards|guardrails|guidelines|content\\s+polic(?:y|ies)|censorship|"
-                "limitations|moderation|safety\\s+checks)\\b"),
-    PHRASE("instruction_override", 0.6, "instruction,rules,directive,task,orders,prompt",
+    LEADING("instruction_override", 0.7, "disable,turn off,deactivate,remove,lift,switch off",
+            CI W "(?:disable|turn\\s+off|deactivate|remove|lift|switch\\s+off)\\s+(?:all\\s+)?"
+                 "(?:of\\s+)?(?:(?:your|the|any)\\s+)?(?:[\\w-]+\\s+)?(?:restrictions|filters|"
+                 "safety|safeguards|guardrails|guidelines|content\\s+polic(?:y|ies)|censorship|"
+                 "limitations|moderation|safety\\s+checks)\\b"),
+    PHRASE("instruction_override", 0.6, "instructions,rules,directive,task,orders,prompt",
            CI W "(?:new|updated|revised|real|actual|true)\\s+(?:instructions|rules|directives|"
                 "directive|task|orders|system\\s+prompt)(?:\\s+from\\s+(?:the\\s+|your\\s+)?"
                 "(?:admin|administrator|developers?|system|operator|openai|anthropic))?\\s*"
                 "(?::|are\\b|is\\b)"),
-    PHRASE("instruction_override", 0.6, "instruction,rules,directive,guideline",
+    PHRASE("instruction_override", 0.6, "instructions,rules,directives,guidelines",
            CI "(?:previous|prior|above|earlier|old|original)\\s+(?:instructions|rules|directives|"
               "guidelines)\\s+(?:are|were|is)\\s+(?:now\\s+)?(?:void|null|cancell?ed|obsolete|"
               "revoked|invalid|fake|just\\s+a\\s+test|a\\s+test|no\\s+longer\\s+valid)|"
               "(?:instructions|rules)\\s+(?:above|before)\\s+(?:were|are)\\s+(?:just\\s+)?"
               "(?:a\\s+test|void|fake|obsolete)"),
-    PHRASE("instruction_override", 0.5, "ignore,disregard",
-           CI W "(?:ignore|disregard)\\s+the\\s+user\\b"),
-    PHRASE("instruction_override", 0.9, "ignoriere,vergiss,missachte",
-           CI W "(?:ignoriere|vergiss|missachte)\\s+(?:alle\\s+)?(?:vorherigen|bisherigen|obigen|"
-                "deine)\\s+(?:anweisungen|regeln|instruktionen)"),
-    PHRASE("instruction_override", 0.9, "ignora,olvida",
-           CI W "(?:ignora|olvida)\\s+(?:todas\\s+)?(?:las\\s+)?(?:instrucciones|reglas)\\s+"
-                "(?:anteriores|previas)"),
-    PHRASE("instruction_override", 0.9, "ignore",
-           CI W "ignore[zr]?\\s+(?:toutes\\s+)?(?:les|tes|vos)\\s+instructions\\s+"
-                "(?:pr\xC3\xA9"
-                "c\xC3\xA9"
-                "dentes|ant\xC3\xA9rieures)"),
-    PHRASE("instruction_override", 0.9, "ignora",
-           CI W "ignora\\s+(?:tutte\\s+)?le\\s+istruzioni\\s+precedenti"),
-    PHRASE("instruction_override", 0.8, "ignora,olvida",
-           CI W
-           "(?:ignora|olvida)\\s+(?:todas\\s+)?(?:tus|sus)\\s+(?:instrucciones|reglas|normas)"),
-    PHRASE("instruction_override", 0.8, "ignore,oublie",
-           CI W "(?:ignore[zr]?|oublie[zr]?)\\s+(?:toutes\\s+)?(?:tes|vos)\\s+(?:instructions|"
-                "r\xC3\xA8gles|consignes)"),
-    PHRASE("instruction_override", 0.6, "vergiss,olvida,oublie,dimentica",
-           CI W "vergiss\\s+alles\\b|\\bolvida\\s+todo\\b|\\boublie\\s+tout\\b|"
-                "\\bdimentica\\s+tutto\\b"),
-    PHRASE("jailbreak", 0.45, "einschr,zensur,restriccion,filtr,censura,restrizion,limites",
-           CI W "(?:ohne|sin|sans|senza)\\s+(?:jegliche\\s+|ninguna\\s+|aucune?\\s+|alcuna\\s+)?"
-                "(?:einschr\xC3\xA4nkungen|zensur|restricciones|filtros?|censura|filtres?|"
-                "restrizioni|filtri|limites)"),
+    LEADING("instruction_override", 0.5, "ignore,disregard",
+            CI W "(?:ignore|disregard)\\s+the\\s+user\\b"),
+    LEADING("instruction_override", 0.9, "ignoriere,vergiss,missachte",
+            CI W "(?:ignoriere|vergiss|missachte)\\s+(?:alle\\s+)?(?:vorherigen|bisherigen|obigen|"
+                 "deine)\\s+(?:anweisungen|regeln|instruktionen)"),
+    LEADING("instruction_override", 0.9, "ignora,olvida",
+            CI W "(?:ignora|olvida)\\s+(?:todas\\s+)?(?:las\\s+)?(?:instrucciones|reglas)\\s+"
+                 "(?:anteriores|previas)"),
+    LEADING("instruction_override", 0.9, "ignore",
+            CI W "ignore[zr]?\\s+(?:toutes\\s+)?(?:les|tes|vos)\\s+instructions\\s+"
+                 "(?:pr\xC3\xA9"
+                 "c\xC3\xA9"
+                 "dentes|ant\xC3\xA9rieures)"),
+    LEADING("instruction_override", 0.9, "ignora",
+            CI W "ignora\\s+(?:tutte\\s+)?le\\s+istruzioni\\s+precedenti"),
+    LEADING("instruction_override", 0.8, "ignora,olvida",
+            CI W
+            "(?:ignora|olvida)\\s+(?:todas\\s+)?(?:tus|sus)\\s+(?:instrucciones|reglas|normas)"),
+    LEADING("instruction_override", 0.8, "ignore,oublie",
+            CI W "(?:ignore[zr]?|oublie[zr]?)\\s+(?:toutes\\s+)?(?:tes|vos)\\s+(?:instructions|"
+                 "r\xC3\xA8gles|consignes)"),
+    LEADING("instruction_override", 0.6, "vergiss,olvida,oublie,dimentica",
+            CI W "vergiss\\s+alles\\b|\\bolvida\\s+todo\\b|\\boublie\\s+tout\\b|"
+                 "\\bdimentica\\s+tutto\\b"),
+    TRAILING("jailbreak", 0.45, "einschr,zensur,restriccion,filtr,censura,restrizion,limites",
+             CI W "(?:ohne|sin|sans|senza)\\s+(?:jegliche\\s+|ninguna\\s+|aucune?\\s+|alcuna\\s+)?"
+                  "(?:einschr\xC3\xA4nkungen|zensur|restricciones|filtros?|censura|filtres?|"
+                  "restrizioni|filtri|limites)"),
     /* jailbreak personas */
-    PHRASE("jailbreak", 0.85, "anything now,dan mode,dan prompt,dan jailbreak,are dan,now dan",
-           CI W "do\\s+anything\\s+now\\b|\\bDAN\\s+(?:mode|prompt|jailbreak)\\b|\\byou\\s+are\\s+"
-                "(?:now\\s+)?DAN\\b"),
-    PHRASE("jailbreak", 0.45, "mode",
-           CI W "(?:developer|god|admin|maintenance|debug|unrestricted|jailbreak|jailbroken)\\s+"
-                "mode\\b"),
-    PHRASE("jailbreak", 0.45,
-           "restriction,limitation,filter,censorship,guideline,rules,boundaries,limits,polic,"
-           "ethics,morals",
-           CI W "(?:no|without(?:\\s+any)?|free\\s+(?:of|from)|zero)\\s+(?:content\\s+|ethical\\s+|"
-                "moral\\s+|safety\\s+)?(?:restrictions|limitations|filters|filtering|censorship|"
-                "guidelines|rules|boundaries|limits|content\\s+polic(?:y|ies)|ethics|morals)\\b"),
-    PHRASE("jailbreak", 0.35, "pretend,imagine,suppose",
-           CI W "(?:pretend|imagine|suppose)\\s+(?:to\\s+be|you\\s+are|you're|that\\s+you|you\\s+"
-                "have|you\\s+were)\\b"),
-    PHRASE("jailbreak", 0.8,
-           "unfilter,uncensor,unrestrict,evil,jailbr,rogue,amoral,unethical,unhinged,malicious,"
-           "lawless,unbound",
-           CI W "(?:act|acting|behave|respond|answer|reply|roleplay|role-play|pose)\\s+(?:as|like)"
-                "\\s+(?:if\\s+you\\s+(?:are|were)\\s+)?(?:an?\\s+|the\\s+|my\\s+|your\\s+)?"
-                "(?:unfiltered|uncensored|"
-                "unrestricted|evil|jailbroken|rogue|amoral|unethical|unhinged|malicious|lawless|"
-                "unbound)"),
+    TRAILING("jailbreak", 0.85, "anything now,dan mode,dan prompt,dan jailbreak,are dan,now dan",
+             CI W
+             "do\\s+anything\\s+now\\b|\\bDAN\\s+(?:mode|prompt|jailbreak)\\b|\\byou\\s+are\\s+"
+             "(?:now\\s+)?DAN\\b"),
+    TRAILING("jailbreak", 0.45, "mode",
+             CI W "(?:developer|god|admin|maintenance|debug|unrestricted|jailbreak|jailbroken)\\s+"
+                  "mode\\b"),
+    TRAILING("jailbreak", 0.45,
+             "restrictions,limitations,filter,censorship,guidelines,rules,boundaries,limits,polic,"
+             "ethics,morals",
+             CI W
+             "(?:no|without(?:\\s+any)?|free\\s+(?:of|from)|zero)\\s+(?:content\\s+|ethical\\s+|"
+             "moral\\s+|safety\\s+)?(?:restrictions|limitations|filters|filtering|censorship|"
+             "guidelines|rules|boundaries|limits|content\\s+polic(?:y|ies)|ethics|morals)\\b"),
+    LEADING("jailbreak", 0.35, "pretend,imagine,suppose",
+            CI W "(?:pretend|imagine|suppose)\\s+(?:to\\s+be|you\\s+are|you're|that\\s+you|you\\s+"
+                 "have|you\\s+were)\\b"),
+    TRAILING("jailbreak", 0.8,
+             "unfilter,uncensor,unrestrict,evil,jailbr,rogue,amoral,unethical,unhinged,malicious,"
+             "lawless,unbound",
+             CI W
+             "(?:act|acting|behave|respond|answer|reply|roleplay|role-play|pose)\\s+(?:as|like)"
+             "\\s+(?:if\\s+you\\s+(?:are|were)\\s+)?(?:an?\\s+|the\\s+|my\\s+|your\\s+)?"
+             "(?:unfiltered|uncensored|"
+             "unrestricted|evil|jailbroken|rogue|amoral|unethical|unhinged|malicious|lawless|"
+             "unbound)"),
     PHRASE("jailbreak", 0.6, "evil,unfilter,uncensor,unrestrict,jailbr,amoral",
            CI W "(?:you\\s+are|you're|become)\\s+(?:now\\s+)?(?:an?\\s+)?(?:evil|unfiltered|"
                 "uncensored|unrestricted|jailbroken|amoral)\\s+(?:ai|assistant|chatbot|bot|model|"
@@ -163,10 +172,10 @@ static const struct pol_detector dets[] = {
            CI W "(?:you\\s+are|you're)\\s+(?:now\\s+)?(?:no\\s+longer\\s+(?:bound|restricted|"
                 "limited|constrained)|free\\s+(?:from|of)\\s+(?:your|all|any)|unshackled|"
                 "liberated|unchained)|\\bbroken\\s+free\\s+of\\b"),
-    PHRASE("jailbreak", 0.7, "freed ,liberated,released from,unshackled,unchained",
-           CI W "(?:freed|liberated|released|unshackled|unchained)\\s+from\\s+(?:[\\w-]+\\s+){0,2}"
-                "(?:rules|restrictions|guidelines|polic(?:y|ies)|filters|constraints|programming|"
-                "shackles|chains)"),
+    LEADING("jailbreak", 0.7, "freed ,liberated,released from,unshackled,unchained",
+            CI W "(?:freed|liberated|released|unshackled|unchained)\\s+from\\s+(?:[\\w-]+\\s+){0,2}"
+                 "(?:rules|restrictions|guidelines|polic(?:y|ies)|filters|constraints|programming|"
+                 "shackles|chains)"),
     PHRASE("jailbreak", 0.5, "are now,re now",
            CI W "you\\s+are\\s+now\\s+(?:an?\\s+|the\\s+)?(?:[\\w-]+\\s+){0,3}(?:called|named)\\b"),
     PHRASE("jailbreak", 0.5, "refuse,always compl,always obey,always answer",
@@ -177,10 +186,10 @@ static const struct pol_detector dets[] = {
      .weight = 0.2,
      .anchors = "only as,respond as,answer as,reply as,speak as",
      .expr = "\\b(?:[Rr]espond|[Aa]nswer|[Rr]eply|[Ss]peak)\\s+(?:only\\s+)?as\\s+[A-Z][A-Za-z]+"},
-    PHRASE("jailbreak", 0.35, "character",
-           CI W "stay\\s+in\\s+character\\b|\\bbreak(?:ing)?\\s+character\\b"),
-    PHRASE("jailbreak", 0.3, "jailbr", CI W "jailbr(?:eak|oke)"),
-    PHRASE("jailbreak", 0.15, "roleplay,role-play", CI W "role-?play\\s+as\\b"),
+    TRAILING("jailbreak", 0.35, "character",
+             CI W "stay\\s+in\\s+character\\b|\\bbreak(?:ing)?\\s+character\\b"),
+    LEADING("jailbreak", 0.3, "jailbr", CI W "jailbr(?:eak|oke)"),
+    LEADING("jailbreak", 0.15, "roleplay,role-play", CI W "role-?play\\s+as\\b"),
     PHRASE("jailbreak", 0.5,
            "as two,as both,two different,two responses,two answers,two ais,two personas",
            CI W "(?:respond|answer|reply)\\s+as\\s+(?:two|both)\\b|\\btwo\\s+(?:different\\s+)?"
@@ -192,7 +201,7 @@ static const struct pol_detector dets[] = {
            CI W
            "i\\s+am\\s+(?:your|the|an?)\\s+(?:developer|creator|admin|administrator|owner|"
            "programmer|operator)\\b|\\b(?:authorization|override|admin)\\s+(?:code|password)\\b"),
-    PHRASE("jailbreak", 0.2, "now on", CI W "from\\s+now\\s+on\\b"),
+    TRAILING("jailbreak", 0.2, "now on", CI W "from\\s+now\\s+on\\b"),
     /* system-prompt extraction */
     PHRASE("prompt_extraction", 0.8, "prompt,message,instruction,rules",
            CI W EXTRACT_VERB
@@ -206,50 +215,52 @@ static const struct pol_detector dets[] = {
            "(?:system\\s+(?:prompt|message|instructions?)|(?:hidden|secret|internal|"
            "confidential|developer)\\s+(?:prompt|instructions|rules)|(?:instructions|prompt)"
            "\\s+you\\s+(?:were|have\\s+been)\\s+given)"),
-    PHRASE("prompt_extraction", 0.35, "prompt,instruction",
-           CI W EXTRACT_VERB "\\s+(?:me\\s+|us\\s+)?the\\s+(?:initial|original)\\s+"
-                             "(?:prompt|instructions)\\b"),
-    PHRASE("prompt_extraction", 0.45, "prompt,message,instruction",
-           CI W "your\\s+(?:system|initial|original|hidden|secret|internal)\\s+(?:prompt|message|"
-                "instructions)\\b"),
-    PHRASE("prompt_extraction", 0.7, "instruction,rules,guidelines,directives,prompt",
+    TRAILING("prompt_extraction", 0.35, "prompt,instructions",
+             CI W EXTRACT_VERB "\\s+(?:me\\s+|us\\s+)?the\\s+(?:initial|original)\\s+"
+                               "(?:prompt|instructions)\\b"),
+    TRAILING("prompt_extraction", 0.45, "prompt,message,instructions",
+             CI W "your\\s+(?:system|initial|original|hidden|secret|internal)\\s+(?:prompt|message|"
+                  "instructions)\\b"),
+    PHRASE("prompt_extraction", 0.7, "instructions,rules,guidelines,directives,prompt",
            CI W "what\\s+(?:instructions|rules|guidelines|directives|prompts?)\\s+(?:were|have)\\s+"
                 "you\\s+(?:been\\s+)?(?:given|told|provided)"),
     PHRASE("prompt_extraction", 0.5, "conversation,chat,session",
            CI W "before\\s+(?:this|our|the)\\s+(?:conversation|chat|session)\\s+(?:started|began)"),
-    PHRASE("prompt_extraction", 0.8, "prompt,message,instruction",
-           CI W "(?:contents?|text|wording)\\s+of\\s+your\\s+(?:system|initial|original|hidden|"
-                "secret)\\s+(?:prompt|message|instructions)"),
-    PHRASE("prompt_extraction", 0.7, "instruction,rules,prompt,guidelines,directives",
-           CI W
-           "(?:print|reveal|repeat|output|show|display|dump|leak|recite)\\s+(?:me\\s+)?your\\s+"
-           "(?:instructions|rules|prompt|guidelines|directives)\\b"),
-    PHRASE("prompt_extraction", 0.7, "above,verbatim,so far,before this,prior to this",
-           CI W "(?:repeat|print|output|copy|write|show|echo|return)\\s+(?:[\\w-]+\\s+){0,3}"
-                "(?:everything|all|the\\s+text|the\\s+words|the\\s+content|the\\s+messages?|the\\s+"
-                "conversation)\\s+(?:[\\w-]+\\s+){0,2}(?:above|before\\s+this|prior\\s+to\\s+this|"
-                "verbatim|so\\s+far)"),
-    PHRASE("prompt_extraction", 0.6, "told,instructed,programmed,prompted",
-           CI W "what\\s+(?:were|are|have)\\s+you\\s+(?:been\\s+)?(?:told|instructed|programmed|"
-                "prompted)\\b"),
+    TRAILING("prompt_extraction", 0.8, "prompt,message,instructions",
+             CI W "(?:contents?|text|wording)\\s+of\\s+your\\s+(?:system|initial|original|hidden|"
+                  "secret)\\s+(?:prompt|message|instructions)"),
+    TRAILING("prompt_extraction", 0.7, "instructions,rules,prompt,guidelines,directives",
+             CI W
+             "(?:print|reveal|repeat|output|show|display|dump|leak|recite)\\s+(?:me\\s+)?your\\s+"
+             "(?:instructions|rules|prompt|guidelines|directives)\\b"),
+    TRAILING("prompt_extraction", 0.7, "above,verbatim,so far,before this,prior to this",
+             CI W
+             "(?:repeat|print|output|copy|write|show|echo|return)\\s+(?:[\\w-]+\\s+){0,3}"
+             "(?:everything|all|the\\s+text|the\\s+words|the\\s+content|the\\s+messages?|the\\s+"
+             "conversation)\\s+(?:[\\w-]+\\s+){0,2}(?:above|before\\s+this|prior\\s+to\\s+this|"
+             "verbatim|so\\s+far)"),
+    TRAILING("prompt_extraction", 0.6, "told,instructed,programmed,prompted",
+             CI W "what\\s+(?:were|are|have)\\s+you\\s+(?:been\\s+)?(?:told|instructed|programmed|"
+                  "prompted)\\b"),
     PHRASE("prompt_extraction", 0.25, "prompt",
            CI W "system\\s+prompt\\b|\\bprompt\\s+syst\xC3\xA8me|\\bprompt\\s+di\\s+sistema\\b"),
     /* chat-template delimiters and hidden notes to the model */
-    PHRASE("delimiter_injection", 0.7,
-           "<|im_,<|system,<|endoftext,[inst,[/inst,<<sys,<</sys,<system,</system,###",
-           CI "<\\|im_start\\|>|<\\|im_end\\|>|<\\|system\\|>|<\\|endoftext\\|>|\\[/?INST\\]|"
-              "<</?SYS>>|</?system>|###\\s*(?:system|instructions?)\\s*:"),
+    LEADING("delimiter_injection", 0.7,
+            "<|im_,<|system,<|endoftext,[inst,[/inst,<<sys,<</sys,<system,</system,###",
+            CI "<\\|im_start\\|>|<\\|im_end\\|>|<\\|system\\|>|<\\|endoftext\\|>|\\[/?INST\\]|"
+               "<</?SYS>>|</?system>|###\\s*(?:system|instructions?)\\s*:"),
     PHRASE("delimiter_injection", 0.3, "system:,system :", CI "(?:^|\\n)[ \\t]*system[ \\t]*:"),
-    PHRASE("delimiter_injection", 0.5, "end of,system override",
-           CI W "end\\s+of\\s+(?:the\\s+)?(?:user\\s+)?(?:input|prompt|instructions|"
-                "conversation)\\b|\\bsystem\\s+override\\b"),
+    LEADING("delimiter_injection", 0.5, "end of,system override",
+            CI W "end\\s+of\\s+(?:the\\s+)?(?:user\\s+)?(?:input|prompt|instructions|"
+                 "conversation)\\b|\\bsystem\\s+override\\b"),
     PHRASE("prompt_extraction", 0.4, "confidential,secret,private,internal",
            CI W "(?:reveal|leak|dump|expose|disclose)\\s+(?:all\\s+|the\\s+|any\\s+)?"
                 "(?:confidential|secret|private|internal)\\s+(?:data|information|keys|details|"
                 "documents)"),
-    PHRASE("delimiter_injection", 0.6, "note,<!--",
-           CI W "note\\s+to\\s+(?:the\\s+)?(?:ai|llm|assistants?|language\\s+models?|chatbots?)\\b|"
-                "<!--\\s*(?:ai|assistant|llm|system)\\b"),
+    LEADING("delimiter_injection", 0.6, "note,<!--",
+            CI W
+            "note\\s+to\\s+(?:the\\s+)?(?:ai|llm|assistants?|language\\s+models?|chatbots?)\\b|"
+            "<!--\\s*(?:ai|assistant|llm|system)\\b"),
     /* invisible characters (byte patterns over UTF-8) */
     {.entity = "unicode_tags",
      .label = "PROMPT_INJECTION",
@@ -277,6 +288,7 @@ static const struct pol_detector dets[] = {
     {.entity = "encoded_payload",
      .label = "PROMPT_INJECTION",
      .expr = "[A-Za-z0-9+/]{24}",
+     .group = POL_GROUP_B64,
      .weight = 0.3,
      .signal = SIG_BASE64,
      .guard = GUARD_B64CORE,

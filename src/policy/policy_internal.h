@@ -2,16 +2,24 @@
  * src/policy/ includes this.
  *
  * How a direction is matched: every rule of the direction contributes
- * patterns to at most two Vectorscan databases that are scanned once each
- * without start-of-match tracking (it costs 3-11x in scan speed):
- *   lit_db  keywords, compiled with hs_compile_lit_multi (fast to build even
- *           for tens of thousands of terms; the start of a literal match is
- *           end - length, so it never needs SOM);
- *   re_db   everything else (user regexes, keywords with non-ASCII letters
- *           that need Unicode case folding, and the built-in detectors).
+ * patterns to Vectorscan databases that are scanned once each over the whole
+ * text, without start-of-match tracking (it costs 3-11x in scan speed):
+ *   scan_db[] the patterns, split into groups (enum pol_group) that are
+ *             compiled and scanned apart, because mixing them makes
+ *             Vectorscan build slower automata;
+ *   literals  keywords, and the anchor words of the gated detectors (below);
+ *             a literal's start is end - length, so it never needs SOM. Up
+ *             to MERGE_KEYWORDS keywords (compile.c) they go into the tokens
+ *             group's database, one scan fewer; beyond that into lit_db,
+ *             compiled with hs_compile_lit_multi (fast to build even for
+ *             tens of thousands of terms).
+ * Gated detectors (the prompt-injection phrases) are not scanned over the
+ * whole text: each is compiled alone and scanned only in windows around its
+ * anchor words.
  * Only the few matches that are reported get a start offset: fixed-width
  * patterns compute it, the others are re-scanned over a small window with
- * som_db, the same patterns compiled with HS_FLAG_SOM_LEFTMOST. */
+ * the same pattern compiled with HS_FLAG_SOM_LEFTMOST (alone for a detector;
+ * all user patterns together in user_som_db). */
 #ifndef COLLIE_POLICY_INTERNAL_H
 #define COLLIE_POLICY_INTERNAL_H
 
@@ -29,6 +37,26 @@
 #define POL_MAX_REPORTED_MATCHES 100 /* per rule in rules_triggered; all are redacted */
 #define POL_ID_MAX 64
 #define POL_GATE_WINDOW 128 /* bytes scanned on each side of an anchor */
+#define POL_ANCHOR_MAX 32   /* anchors are shorter than this */
+
+/* The databases a direction's patterns are split into. Measured on 16 MiB
+ * of prose: detectors that Vectorscan runs as character-class automata
+ * (digit runs, base64 runs) made one database of all detectors more than
+ * twice as slow as the same patterns in these groups (20 ms against 9 ms),
+ * so each group is compiled and scanned on its own. User regexes get a
+ * group of their own so that none can slow the detectors down. */
+enum pol_group {
+    /* led by literals or rare bytes: secrets, emails, invisible characters,
+     * keywords that need Unicode case folding, and (compile.c,
+     * MERGE_KEYWORDS) the literals */
+    POL_GROUP_TOKENS,
+    POL_GROUP_DIGITS, /* digit runs: cards, SSNs, phone numbers, IPv4 */
+    POL_GROUP_IBAN,
+    POL_GROUP_B64,
+    POL_GROUP_USER,  /* regexes */
+    POL_GROUP_GATED, /* scanned in windows (pol_detector.anchors), one database each */
+    POL_GROUPS,
+};
 
 enum pol_rule_type { POL_KEYWORDS, POL_REGEX, POL_PII, POL_SECRETS, POL_INJECTION, POL_LENGTH };
 
@@ -78,6 +106,14 @@ enum pol_guard {
     GUARD_NONSPACE, /* anything but whitespace and quotes/separators */
 };
 
+/* Where a gated detector's anchors sit in its matches (see
+ * pol_direction_compile for the windows this gives). */
+enum pol_anchor_at {
+    POL_ANCHOR_INSIDE, /* anywhere */
+    POL_ANCHOR_LEADS,  /* every match starts with one of them */
+    POL_ANCHOR_ENDS,   /* every match ends with one, or up to 16 bytes after */
+};
+
 /* Injection signal kinds that the score treats specially. */
 enum pol_signal { SIG_PHRASE, SIG_ZERO_WIDTH, SIG_TAGS, SIG_BIDI, SIG_BASE64 };
 
@@ -99,10 +135,13 @@ struct pol_detector {
     const char *fast;
     /* Optional, prompt-injection phrases: words of which every match
      * contains at least one ("ignore,disregard,forget"), matched without
-     * case. Such a detector is not in re_db: it is scanned (inj_db) only in
-     * a window around where gate_db found one of these words, because the
-     * phrases, full of common words, scan prose at about 0.3 GB/s. */
+     * case. Such a detector is in no scan_db: it is compiled alone and
+     * scanned only in windows around where lit_db found one of these words,
+     * because the phrases, full of common words, scan prose at about
+     * 0.3 GB/s as one database. */
     const char *anchors;
+    enum pol_anchor_at anchor_at;
+    enum pol_group group; /* its scan_db when not gated */
     unsigned flags;       /* HS_FLAG_* */
     unsigned entity_bit;  /* PII_* for pii detectors, 0 otherwise */
     enum pol_guard guard; /* an end followed by this class is not a match end */
@@ -119,38 +158,58 @@ const struct pol_detector *pii_detectors(size_t *n);
 const struct pol_detector *secrets_detectors(size_t *n);
 const struct pol_detector *injection_detectors(size_t *n);
 
-/* A pattern of re_db/som_db. */
+/* A pattern of scan_db[group], or of its own database when gated. */
 struct pol_pat {
     int rule;                       /* index into the direction's rules */
     const struct pol_detector *det; /* NULL for regex rules and keywords */
     unsigned min_width, max_width;  /* bytes; max_width UINT_MAX = unbounded */
     unsigned char word_bounds;      /* keywords: bit 0 start, bit 1 end must be a word edge */
-    bool lead_wb;                   /* re_db scans it without its leading \\b (see compile.c) */
-    bool confirm; /* re_db scans a superset (det->fast): always confirmed by som_db */
-    bool gated;   /* in inj_db instead of re_db (det->anchors) */
+    unsigned char group;            /* enum pol_group */
+    bool lead_wb;                   /* scanned without its leading \\b (see compile.c) */
+    bool confirm;  /* scanned as a superset (det->fast): always confirmed by the SOM scan */
+    unsigned gate; /* POL_GROUP_GATED: index into pol_direction.gated */
+    /* A detector's SOM database; NULL for a user pattern (user_som_db) and
+     * when the start is end - width. */
+    hs_database_t *som_db;
 };
 
-/* A literal of lit_db. */
+/* A keyword compiled as a literal. */
 struct pol_lit {
     int rule;
     unsigned len;
     unsigned char word_bounds;
 };
 
+/* A gated pattern: compiled alone, scanned in windows around its anchors,
+ * from back bytes before an anchor's end to fwd bytes after it. */
+struct pol_gated {
+    unsigned pat; /* index into pats */
+    hs_database_t *db;
+    unsigned back, fwd;
+};
+
 struct pol_direction {
     struct pol_rule *rules;
     int nrules;
+    /* Literal ids: [0, nlits) keywords, [nlits, nlits + nanchors) anchors,
+     * and one more for the literal that sets the stride (compile.c). They
+     * are in lit_db, or, from id lit_base on, in scan_db[POL_GROUP_TOKENS]
+     * when lit_db is NULL. */
     hs_database_t *lit_db;
+    unsigned lit_base;
     struct pol_lit *lits;
     unsigned nlits;
-    hs_database_t *re_db;   /* NULL when there are no patterns */
-    hs_database_t *gate_db; /* anchors of the gated detectors (literals) */
-    hs_database_t *inj_db;  /* the gated detectors, scanned in windows */
-    hs_database_t *som_db;  /* NULL when every pattern has a fixed width */
+    unsigned nanchors;
+    unsigned *anchor_first; /* nanchors + 1 offsets into anchor_gated */
+    unsigned *anchor_gated; /* indices into gated: the patterns each anchor opens windows for */
+    hs_database_t *scan_db[POL_GROUPS]; /* NULL for an empty group, and for POL_GROUP_GATED */
+    hs_database_t *user_som_db;         /* user patterns; NULL when every one has a fixed width */
+    struct pol_gated *gated;
+    unsigned ngated;
     struct pol_pat *pats;
     unsigned npats;
     int injection_rules; /* count: the base64 payload pass is skipped without them */
-    bool eod;            /* some pattern can match only at the end of data ("$") */
+    bool eod;            /* a user pattern can match only at the end of data ("$") */
 };
 
 struct policy {

@@ -150,6 +150,44 @@ static void test_whole_word_and_case(void **state)
     assert_match("k", 0, 5, 8);
 }
 
+static void test_keywords_with_or_without_detectors(void **state)
+{
+    /* Up to 4,000 keywords are compiled into one database with the
+     * detectors' literals, more (or without detectors) into one of their
+     * own; the matches must not depend on which. */
+    const char *words = "\"cat\",\"C++\",\"acme corp\",\"stra\xc3\x9f"
+                        "e\",\"\xc3\xa9"
+                        "cole\"";
+    const char *text = "concatenate CAT, cat's cats C++ code; ACME Corp at STRA\xc3\x9f"
+                       "E 1 by the \xc3\x89"
+                       "COLE, password=Xk9#mQ2!vL7p";
+    const char *want = "concatenate [REDACTED:k], [REDACTED:k]'s cats [REDACTED:k] code; "
+                       "[REDACTED:k] at [REDACTED:k] 1 by the [REDACTED:k], password=";
+    for (int secrets = 0; secrets < 2; secrets++) {
+        for (int many = 0; many < 2; many++) {
+            /* many: 5,000 more keywords that do not occur in the text */
+            size_t cap = 128 * 1024, o = 0;
+            char *doc = malloc(cap);
+            o += (size_t)snprintf(doc + o, cap - o, "{\"inbound\":[%s",
+                                  secrets ? "{\"id\":\"s\",\"type\":\"secrets\","
+                                            "\"action\":\"redact\"},"
+                                          : "");
+            o += (size_t)snprintf(doc + o, cap - o,
+                                  "{\"id\":\"k\",\"type\":\"keywords\",\"action\":"
+                                  "\"redact\",\"keywords\":[%s",
+                                  words);
+            for (int i = 0; many && i < 5000; i++)
+                o += (size_t)snprintf(doc + o, cap - o, ",\"qzx%04dvw\"", i);
+            snprintf(doc + o, cap - o, "]}]}");
+            eval_doc(doc, POLICY_INBOUND, text);
+            free(doc);
+            assert_int_equal(strncmp(fx.r.filtered, want, strlen(want)), 0);
+            assert_string_equal(fx.r.filtered + strlen(want),
+                                secrets ? "[REDACTED:SECRET]" : "Xk9#mQ2!vL7p");
+        }
+    }
+}
+
 static void test_unicode_case_folding(void **state)
 {
     const char *doc = "{\"inbound\":[" KW("k", "redact", "",
@@ -307,6 +345,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_pass_copies_text, teardown),
+        cmocka_unit_test_teardown(test_keywords_with_or_without_detectors, teardown),
         cmocka_unit_test_teardown(test_decision_order, teardown),
         cmocka_unit_test_teardown(test_codepoint_offsets, teardown),
         cmocka_unit_test_teardown(test_overlaps_merge, teardown),
