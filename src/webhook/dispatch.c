@@ -600,9 +600,13 @@ static void *dispatcher_main(void *arg)
             now_ns = clock_mono_ns();
         }
 
-        int64_t wait_ns = next_claim_ns - now_ns;
-        if (want_claim && free_slots(d) > 0)
-            wait_ns = 0;
+        /* With every slot taken, the claim time is no reason to wake: only
+         * a finishing attempt frees a slot, and that wakes us (its socket,
+         * curl's timeout or its deadline). Counting an overdue claim time
+         * here made the loop spin for as long as the slots stayed full. */
+        int64_t wait_ns = CLAIM_INTERVAL_MS * NS_PER_MS;
+        if (free_slots(d) > 0)
+            wait_ns = want_claim ? 0 : next_claim_ns - now_ns;
         if (d->head && d->head->deadline_ns - now_ns < wait_ns)
             wait_ns = d->head->deadline_ns - now_ns;
         if (d->ndone > 0 && d->record_retry_ns - now_ns < wait_ns)

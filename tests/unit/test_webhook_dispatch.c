@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -314,9 +315,8 @@ static void on_events_due(void *ud)
 
 typedef int (*addr_check_fn)(const struct sockaddr *, size_t, char *, size_t);
 
-static struct env *env_start_checked(const struct plan *plans, size_t nplans, const char *schedule,
-                                     bool allow_private, int64_t timeout_ms, size_t max_response,
-                                     addr_check_fn check)
+static struct env *env_start_opts(const struct plan *plans, size_t nplans,
+                                  const struct webhook_options *o)
 {
     struct env *e = calloc(1, sizeof(*e));
     assert_non_null(e);
@@ -331,7 +331,17 @@ static struct env *env_start_checked(const struct plan *plans, size_t nplans, co
         fail_msg("store_open: %s", err);
     assert_int_equal(store_project_create(e->st, "p", &e->project), STORE_OK);
     e->rx = rx_start(plans, nplans);
+    e->d = webhook_dispatcher_start(e->st, o);
+    assert_non_null(e->d);
+    e->hook_target = e->d;
+    store_set_wakeups(e->st, NULL, on_events_due, e);
+    return e;
+}
 
+static struct env *env_start_checked(const struct plan *plans, size_t nplans, const char *schedule,
+                                     bool allow_private, int64_t timeout_ms, size_t max_response,
+                                     addr_check_fn check)
+{
     struct webhook_options o;
     webhook_options_default(&o);
     assert_int_equal(webhook_schedule_parse(schedule, &o.schedule), 0);
@@ -339,11 +349,7 @@ static struct env *env_start_checked(const struct plan *plans, size_t nplans, co
     o.timeout_ms = timeout_ms;
     o.max_response_bytes = max_response;
     o.addr_check = check;
-    e->d = webhook_dispatcher_start(e->st, &o);
-    assert_non_null(e->d);
-    e->hook_target = e->d;
-    store_set_wakeups(e->st, NULL, on_events_due, e);
-    return e;
+    return env_start_opts(plans, nplans, &o);
 }
 
 static struct env *env_start(const struct plan *plans, size_t nplans, const char *schedule,
@@ -806,6 +812,54 @@ static void test_stop_with_attempts_in_flight(void **state)
     env_stop(e); /* ASan's leak check covers the abandoned attempt */
 }
 
+static int64_t process_cpu_ms(void)
+{
+    struct timespec ts;
+    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts), 0);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* With every slot taken by an attempt the receiver holds, the dispatcher
+ * sleeps until one finishes. It used to spin on its overdue claim time for
+ * as long as the slots stayed full (a core's worth of CPU). */
+static void test_idle_while_slots_full(void **state)
+{
+    (void)state;
+    const struct plan plans[] = {{.prefix = "/held", .codes = {200}, .delay_ms = 2000}};
+    struct webhook_options o;
+    webhook_options_default(&o);
+    assert_int_equal(webhook_schedule_parse("50ms", &o.schedule), 0);
+    o.allow_private = true;
+    o.timeout_ms = 10000;
+    o.max_in_flight = 2;
+    struct env *e = env_start_opts(plans, 1, &o);
+    enum { N = 3 };
+    char url[256], ids[N][IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/held/%d", e->rx->port, i);
+        make_job(e, url, 1, ids[i], secret);
+    }
+    size_t delivering = 0;
+    for (int64_t until = clock_now_ms() + 5000; delivering < 2 && clock_now_ms() < until;) {
+        usleep(10000);
+        pthread_mutex_lock(&e->rx->mu);
+        delivering = e->rx->nrecs;
+        pthread_mutex_unlock(&e->rx->mu);
+    }
+    assert_int_equal(delivering, 2);
+    /* Past the claim interval (250 ms), well before the receiver answers. */
+    int64_t cpu0 = process_cpu_ms();
+    usleep(1000000);
+    int64_t used = process_cpu_ms() - cpu0;
+    assert_true(used < 250);
+    /* A freed slot still brings the third event in. */
+    for (int i = 0; i < N; i++) {
+        struct store_delivery_state s = wait_state(e, ids[i], DELIVERY_DELIVERED, 1);
+        free(s.url);
+    }
+    env_stop(e);
+}
+
 static void test_null_and_defaults(void **state)
 {
     (void)state;
@@ -852,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_allow_private_delivers_to_localhost),
         cmocka_unit_test(test_many_in_flight),
         cmocka_unit_test(test_stop_with_attempts_in_flight),
+        cmocka_unit_test(test_idle_while_slots_full),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
