@@ -591,6 +591,53 @@ static void test_new_job_handed_over_as_stored(void **state)
     free(jobs);
 }
 
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A database at schema 1 (with the jobs_due index) is brought to the
+ * current version on open, keeping its rows. */
+static void test_schema_1_upgraded(void **state)
+{
+    struct fixture *f = *state;
+    struct job j = make_job(f->project, JOB_MODE_INPUT, clock_now_ms());
+    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    store_close(f->st);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE INDEX jobs_due ON jobs(seq) WHERE status IN (0, 1, 3);"
+                                  "PRAGMA user_version = 1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    char err[256];
+    f->st = store_open(f->path, NULL, err, sizeof(err));
+    assert_non_null(f->st);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_due'"),
+                     0);
+    struct job got;
+    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    job_clear(&got);
+    /* The job is still due after a restart (found through jobs_by_expiry). */
+    assert_int_equal(store_recover(f->st, clock_now_ms()), STORE_OK);
+    struct job c;
+    claim_one(f->st, &c);
+    assert_string_equal(c.id, j.id);
+    job_clear(&c);
+}
+
 static void test_secrets_sealed_at_rest(void **state)
 {
     struct fixture *f = *state;
@@ -656,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_creates_all_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_sealed_at_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_job_handed_over_as_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_1_upgraded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
