@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "curl_group.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -339,19 +341,6 @@ static void test_url_malformed(void **state)
     assert_int_equal(webhook_url_literal_check("https://127.0.0.1/", false, NULL, 0), -1);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    curl_global_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,5 +354,5 @@ int main(void)
         cmocka_unit_test(test_url_allowed),
         cmocka_unit_test(test_url_malformed),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);
 }

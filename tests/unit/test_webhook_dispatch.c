@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "curl_group.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -876,19 +878,6 @@ static void test_null_and_defaults(void **state)
     assert_null(webhook_dispatcher_start(NULL, &o));
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    curl_global_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -908,5 +897,5 @@ int main(void)
         cmocka_unit_test(test_stop_with_attempts_in_flight),
         cmocka_unit_test(test_idle_while_slots_full),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);
 }
