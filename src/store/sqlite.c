@@ -501,8 +501,8 @@ struct store *store_open(const char *url, const struct store_options *opts, char
     st->max_batch = o.max_batch;
     st->lock_fd = -1;
     st->path = strdup(path);
-    st->new_jobs = idcache_new(HANDOVER_ENTRIES, sqlite_job_free);
-    st->new_events = idcache_new(HANDOVER_ENTRIES, sqlite_prepared_free);
+    st->new_jobs = idcache_new(HANDOVER_ENTRIES, HANDOVER_BYTES, sqlite_job_free);
+    st->new_events = idcache_new(HANDOVER_ENTRIES, HANDOVER_BYTES, sqlite_prepared_free);
     if (!st->path || !st->new_jobs || !st->new_events) {
         snprintf(err, errlen, "out of memory");
         goto fail;

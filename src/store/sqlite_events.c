@@ -41,7 +41,8 @@ void sqlite_event_prepare(struct store *st, const char *event_id, const char *bo
         sqlite_prepared_free(p);
         return;
     }
-    idcache_put(sqlite_new_events(st), event_id, p);
+    idcache_put(sqlite_new_events(st), event_id, p,
+                sizeof(*p) + strlen(body) + strlen(url) + strlen(secret));
 }
 
 void store_deliveries_free(struct store_delivery *d, size_t n)

@@ -101,9 +101,11 @@ const struct secretbox *sqlite_box(const struct store *st);
  *  new_events  event id -> prepared delivery (body, URL, secret) as the
  *              step built it, for the event's first claim.
  * Either may miss (evicted, or never put); the consumer then reads from
- * the database, as it does for every later step and every retry. The bound
- * keeps memory flat when processing falls behind. */
+ * the database, as it does for every later step and every retry. The bounds
+ * keep memory flat when processing falls behind, whatever the message sizes
+ * (a job may carry megabytes). */
 #define HANDOVER_ENTRIES 8192
+#define HANDOVER_BYTES (64u << 20)
 struct idcache *sqlite_new_jobs(const struct store *st);
 struct idcache *sqlite_new_events(const struct store *st);
 void sqlite_job_free(void *job);       /* job_clear + free */

@@ -175,6 +175,19 @@ void sqlite_job_free(void *job)
     free(job);
 }
 
+static size_t len_or_0(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+/* What a job copy holds in memory, roughly: the struct and its texts. */
+static size_t job_bytes(const struct job *j)
+{
+    return sizeof(*j) + len_or_0(j->message) + len_or_0(j->message_input) +
+           len_or_0(j->message_output) + len_or_0(j->webhook_url) +
+           len_or_0(j->webhook_secret) + len_or_0(j->metadata_json);
+}
+
 /* Leaves a copy of a job being created in new_jobs for its first step.
  * Put before the insert is queued: the commit wakes the pipeline, which
  * could otherwise look before the put. A create that fails leaves an entry
@@ -192,7 +205,7 @@ static void hand_over_new_job(struct store *st, const struct job *job)
     free(copy->idempotency_key);
     free(copy->request_hash);
     copy->idempotency_key = copy->request_hash = NULL;
-    idcache_put(sqlite_new_jobs(st), copy->id, copy);
+    idcache_put(sqlite_new_jobs(st), copy->id, copy, job_bytes(copy));
 }
 
 int store_job_create_async(struct store *st, const struct job *job, store_done_fn done, void *ud)

@@ -14,6 +14,7 @@
 
 struct entry {
     void *obj; /* NULL = slot free */
+    size_t bytes;
     uint32_t hash;
     char id[IDS_MAX_LEN];
 };
@@ -23,6 +24,7 @@ struct idcache {
     void (*free_obj)(void *obj);
     struct entry *ring;
     size_t cap, next, count;
+    size_t bytes, max_bytes;
     uint32_t *index; /* ring position + 1; 0 = empty */
     size_t mask;     /* index size - 1 (a power of two >= 2 * cap) */
 };
@@ -35,7 +37,7 @@ static uint32_t hash_id(const char *s)
     return h;
 }
 
-struct idcache *idcache_new(size_t capacity, void (*free_obj)(void *obj))
+struct idcache *idcache_new(size_t capacity, size_t max_bytes, void (*free_obj)(void *obj))
 {
     if (capacity == 0 || capacity > UINT32_MAX / 4 || !free_obj)
         return NULL;
@@ -46,6 +48,7 @@ struct idcache *idcache_new(size_t capacity, void (*free_obj)(void *obj))
     while (n < 2 * capacity)
         n <<= 1;
     c->free_obj = free_obj;
+    c->max_bytes = max_bytes;
     c->cap = capacity;
     c->mask = n - 1;
     c->ring = calloc(capacity, sizeof(*c->ring));
@@ -114,12 +117,25 @@ static void *remove_at(struct idcache *c, size_t i)
     index_remove(c, i);
     e->obj = NULL;
     c->count--;
+    c->bytes -= e->bytes;
     return obj;
 }
 
-int idcache_put(struct idcache *c, const char *id, void *obj)
+/* Releases entries, oldest first, until `need` more bytes fit. In ring
+ * order the oldest entry is at or after `next`. Under the lock: this only
+ * runs when a backlog has filled the byte budget. */
+static void evict_for(struct idcache *c, size_t need)
 {
-    if (strlen(id) >= IDS_MAX_LEN) {
+    for (size_t k = 0; k < c->cap && c->bytes + need > c->max_bytes; k++) {
+        struct entry *e = &c->ring[(c->next + k) % c->cap];
+        if (e->obj)
+            c->free_obj(remove_at(c, find(c, e->id, e->hash)));
+    }
+}
+
+int idcache_put(struct idcache *c, const char *id, void *obj, size_t bytes)
+{
+    if (strlen(id) >= IDS_MAX_LEN || bytes > c->max_bytes) {
         c->free_obj(obj);
         return -1;
     }
@@ -132,7 +148,11 @@ int idcache_put(struct idcache *c, const char *id, void *obj)
     struct entry *e = &c->ring[c->next];
     if (e->obj) /* the oldest entry gives way */
         evicted = remove_at(c, find(c, e->id, e->hash));
+    if (c->bytes + bytes > c->max_bytes)
+        evict_for(c, bytes);
     e->obj = obj;
+    e->bytes = bytes;
+    c->bytes += bytes;
     e->hash = h;
     snprintf(e->id, sizeof(e->id), "%s", id);
     for (i = h & c->mask; c->index[i]; i = (i + 1) & c->mask)

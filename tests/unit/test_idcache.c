@@ -34,7 +34,7 @@ static void put(struct idcache *c, int i, long long value)
     long long *v = malloc(sizeof(*v));
     assert_non_null(v);
     *v = value;
-    assert_int_equal(idcache_put(c, id, v), 0);
+    assert_int_equal(idcache_put(c, id, v, sizeof(*v)), 0);
 }
 
 /* Returns the object's value, or -1 when absent. */
@@ -53,7 +53,7 @@ static long long take(struct idcache *c, int i)
 static void test_take_consumes(void **state)
 {
     (void)state;
-    struct idcache *c = idcache_new(8, release);
+    struct idcache *c = idcache_new(8, 1 << 20, release);
     assert_non_null(c);
     put(c, 1, 10);
     put(c, 2, 20);
@@ -70,7 +70,7 @@ static void test_oldest_evicted_and_released(void **state)
 {
     (void)state;
     released = 0;
-    struct idcache *c = idcache_new(4, release);
+    struct idcache *c = idcache_new(4, 1 << 20, release);
     for (int i = 0; i < 6; i++)
         put(c, i, i);
     assert_int_equal(idcache_count(c), 4);
@@ -86,7 +86,7 @@ static void test_put_replaces_and_drop_releases(void **state)
 {
     (void)state;
     released = 0;
-    struct idcache *c = idcache_new(4, release);
+    struct idcache *c = idcache_new(4, 1 << 20, release);
     put(c, 7, 1);
     put(c, 7, 2);
     assert_int_equal(idcache_count(c), 1);
@@ -102,8 +102,38 @@ static void test_put_replaces_and_drop_releases(void **state)
     char longid[200];
     memset(longid, 'x', sizeof(longid) - 1);
     longid[sizeof(longid) - 1] = '\0';
-    assert_int_equal(idcache_put(c, longid, malloc(8)), -1);
+    assert_int_equal(idcache_put(c, longid, malloc(8), 8), -1);
     assert_int_equal(released, 3);
+    idcache_free(c);
+}
+
+/* The byte budget evicts the oldest entries first, and an object larger
+ * than the whole budget is not kept. */
+static void test_byte_budget(void **state)
+{
+    (void)state;
+    released = 0;
+    struct idcache *c = idcache_new(100, 10 * sizeof(long long), release);
+    for (int i = 0; i < 10; i++)
+        put(c, i, i); /* 10 x 8 bytes: exactly the budget */
+    assert_int_equal(idcache_count(c), 10);
+    assert_int_equal(take(c, 3), 3); /* a hole among the oldest */
+    put(c, 10, 10);                  /* fits in the hole: nothing evicted */
+    assert_int_equal(released, 0);
+    char id[40];
+    id_of(id, sizeof(id), 11);
+    long long *big = malloc(3 * sizeof(long long));
+    assert_int_equal(idcache_put(c, id, big, 3 * sizeof(long long)), 0);
+    /* 24 bytes needed: the three oldest (0, 1, 2) go, 4 onwards stay. */
+    assert_int_equal(released, 3);
+    assert_int_equal(take(c, 0), -1);
+    assert_int_equal(take(c, 2), -1);
+    assert_int_equal(take(c, 4), 4);
+    assert_int_equal(take(c, 10), 10);
+    char huge_id[40];
+    id_of(huge_id, sizeof(huge_id), 12);
+    assert_int_equal(idcache_put(c, huge_id, malloc(8), 11 * sizeof(long long)), -1);
+    assert_int_equal(released, 4);
     idcache_free(c);
 }
 
@@ -115,7 +145,7 @@ static void test_matches_model_under_churn(void **state)
 {
     (void)state;
     enum { CAP = 64, IDS = 512, ROUNDS = 200000 };
-    struct idcache *c = idcache_new(CAP, release);
+    struct idcache *c = idcache_new(CAP, 1 << 20, release);
     static long long put_at[IDS]; /* puts so far when id was put; 0 = absent */
     memset(put_at, 0, sizeof(put_at));
     long long puts = 0;
@@ -153,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_take_consumes),
         cmocka_unit_test(test_oldest_evicted_and_released),
         cmocka_unit_test(test_put_replaces_and_drop_releases),
+        cmocka_unit_test(test_byte_budget),
         cmocka_unit_test(test_matches_model_under_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
