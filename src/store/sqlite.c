@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "util/clock.h"
-#include "util/log.h"
-#include "util/secretbox.h"
 #include "util/idcache.h"
-#include "util/thread.h"
+#include "util/log.h"
 #include "util/metrics.h"
+#include "util/secretbox.h"
+#include "util/thread.h"
 
 int sqlite_schema_migrate(struct conn *c, char *err, size_t errlen);
 

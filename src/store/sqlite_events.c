@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "job/view.h"
-#include "util/idcache.h"
 #include "store/sqlite_int.h"
+#include "util/idcache.h"
 
 const char *delivery_status_name(enum delivery_status s)
 {

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/idcache.h"
 #include "store/sqlite_int.h"
+#include "util/idcache.h"
 #include "util/log.h"
 #include "util/secretbox.h"
 
