@@ -102,6 +102,13 @@ describe('POST /v1/jobs: webhook_url', () => {
   test('over 2048 bytes → 422 webhook_url', () =>
     expect422({ message_input: 'hi', webhook_url: `${hook}?pad=${'a'.repeat(2100)}` }, 'webhook_url'));
   test('not a string → 422 webhook_url', () => expect422({ message_input: 'hi', webhook_url: 42 }, 'webhook_url'));
+  test('empty string → 422 webhook_url, also right after an accepted URL', async () => {
+    await expect422({ message_input: 'hi', webhook_url: '' }, 'webhook_url');
+    const r = await post({ message_input: 'hi', inbound_only: true, webhook_url: hook });
+    assert.equal(r.status, 202, r.text);
+    await expect422({ message_input: 'hi', webhook_url: '' }, 'webhook_url');
+    await expect422({ message_input: 'hi', webhook_url: `${hook}\u0000` }, 'webhook_url');
+  });
   test('exactly 2048 bytes is accepted', async () => {
     const base = `${hook}?pad=`;
     const url = base + 'a'.repeat(2048 - base.length);
