@@ -10,6 +10,7 @@
 #include "store/sqlite_int.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -81,7 +82,13 @@ struct store {
 
     const struct secretbox *box;
     /* Handed over through memory (util/idcache.h), see sqlite_int.h. */
-    struct idcache *new_jobs, *new_events;
+    struct idcache *new_jobs;
+    /* Held events (see sqlite_int.h): staged by the writer's current batch
+     * (writer thread only), and queued for the dispatcher (guarded by mu).
+     * The counters include both and are what bounds them. */
+    struct held_event *staged_ev, *staged_ev_last;
+    struct held_event *held_head, *held_tail;
+    atomic_size_t held_n, held_bytes;
     char *path;
     int lock_fd; /* held by the serving process: one server per database file */
     store_wake_fn wake_work, wake_events;
@@ -214,6 +221,106 @@ static void conn_close(struct conn *c)
     c->db = NULL;
 }
 
+/* ---- held events ------------------------------------------------------ */
+
+struct held_event {
+    struct held_event *next;
+    struct store_delivery d;
+    size_t bytes;
+};
+
+struct held_event *sqlite_held_new(struct store *st, const char *event_id, const char *job_id,
+                                   const char *body, const char *url, const char *secret)
+{
+    size_t bytes = sizeof(struct held_event) + strlen(body) + strlen(url) + strlen(secret) + 3;
+    /* Only the writer thread adds, so the check and the add do not race
+     * with another add; a concurrent pop only makes the check stricter. */
+    if (atomic_load(&st->held_n) >= HANDOVER_ENTRIES ||
+        atomic_load(&st->held_bytes) + bytes > HANDOVER_BYTES)
+        return NULL;
+    struct held_event *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    snprintf(h->d.event_id, sizeof(h->d.event_id), "%s", event_id);
+    snprintf(h->d.job_id, sizeof(h->d.job_id), "%s", job_id);
+    h->d.payload = strdup(body);
+    h->d.url = strdup(url);
+    h->d.secret = strdup(secret);
+    h->bytes = bytes;
+    if (!h->d.payload || !h->d.url || !h->d.secret) {
+        free(h->d.payload);
+        free(h->d.url);
+        free(h->d.secret);
+        free(h);
+        return NULL;
+    }
+    atomic_fetch_add(&st->held_n, 1);
+    atomic_fetch_add(&st->held_bytes, bytes);
+    return h;
+}
+
+static void held_release(struct store *st, struct held_event *h)
+{
+    atomic_fetch_sub(&st->held_n, 1);
+    atomic_fetch_sub(&st->held_bytes, h->bytes);
+    free(h);
+}
+
+void sqlite_held_free(struct store *st, struct held_event *h)
+{
+    if (!h)
+        return;
+    free(h->d.payload);
+    free(h->d.url);
+    free(h->d.secret);
+    held_release(st, h);
+}
+
+void sqlite_held_stage(struct conn *c, struct held_event *h, int64_t seq)
+{
+    struct store *st = c->owner;
+    h->d.seq = seq;
+    h->next = NULL;
+    if (st->staged_ev_last)
+        st->staged_ev_last->next = h;
+    else
+        st->staged_ev = h;
+    st->staged_ev_last = h;
+}
+
+/* Frees the events staged after `keep` (a rolled-back task's), or all of
+ * them when keep is NULL. */
+static void held_unstage(struct store *st, struct held_event *keep)
+{
+    struct held_event *h = keep ? keep->next : st->staged_ev;
+    while (h) {
+        struct held_event *next = h->next;
+        sqlite_held_free(st, h);
+        h = next;
+    }
+    if (keep)
+        keep->next = NULL;
+    else
+        st->staged_ev = NULL;
+    st->staged_ev_last = keep;
+}
+
+size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&st->mu);
+    while (n < max && st->held_head) {
+        struct held_event *h = st->held_head;
+        st->held_head = h->next;
+        if (!st->held_head)
+            st->held_tail = NULL;
+        out[n++] = h->d; /* the strings move to out */
+        held_release(st, h);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
 /* ---- the writer ------------------------------------------------------- */
 
 static void run_batch(struct store *st, struct wtask *batch, int n)
@@ -222,10 +329,12 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
     int64_t t0 = clock_mono_ns();
     st->staged.len = 0;
     st->staged.head = 0;
+    st->staged_ev = st->staged_ev_last = NULL;
     int rc = conn_exec(c, "BEGIN IMMEDIATE");
     if (rc == STORE_OK) {
         for (struct wtask *t = batch; t; t = t->next) {
             size_t staged_before = st->staged.len;
+            struct held_event *staged_ev_before = st->staged_ev_last;
             sqlite3_stmt *sp = conn_stmt(c, "SAVEPOINT task");
             if (!sp || sqlite3_step(sp) != SQLITE_DONE) {
                 t->rc = STORE_IO;
@@ -236,6 +345,7 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
                 sqlite3_step(conn_stmt(c, "ROLLBACK TO task"));
                 t->wake_work = t->wake_events = false;
                 st->staged.len = staged_before;
+                held_unstage(st, staged_ev_before);
             }
             sqlite3_step(conn_stmt(c, "RELEASE task"));
         }
@@ -243,6 +353,8 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
         if (rc != STORE_OK)
             conn_exec(c, "ROLLBACK");
     }
+    if (rc != STORE_OK)
+        held_unstage(st, NULL);
     bool wake_work = false, wake_events = false;
     for (struct wtask *t = batch; t; t = t->next) {
         if (rc != STORE_OK)
@@ -264,6 +376,14 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
         while (idq_pop(&st->staged, id) == 0) {
             if (idq_push(&st->workq, id) != 0)
                 log_error("store", "out of memory queueing job %s (it runs after a restart)", id);
+        }
+        if (st->staged_ev) {
+            if (st->held_tail)
+                st->held_tail->next = st->staged_ev;
+            else
+                st->held_head = st->staged_ev;
+            st->held_tail = st->staged_ev_last;
+            st->staged_ev = st->staged_ev_last = NULL;
         }
     }
     struct wtask *t = batch;
@@ -412,10 +532,6 @@ struct idcache *sqlite_new_jobs(const struct store *st)
     return st->new_jobs;
 }
 
-struct idcache *sqlite_new_events(const struct store *st)
-{
-    return st->new_events;
-}
 
 /* A sealed known value proves that the key opening the database is the one
  * that sealed its secrets; otherwise a wrong key would only show later, as
@@ -502,8 +618,7 @@ struct store *store_open(const char *url, const struct store_options *opts, char
     st->lock_fd = -1;
     st->path = strdup(path);
     st->new_jobs = idcache_new(HANDOVER_ENTRIES, HANDOVER_BYTES, sqlite_job_free);
-    st->new_events = idcache_new(HANDOVER_ENTRIES, HANDOVER_BYTES, sqlite_prepared_free);
-    if (!st->path || !st->new_jobs || !st->new_events) {
+    if (!st->path || !st->new_jobs) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -564,7 +679,11 @@ void store_close(struct store *st)
         close(st->lock_fd);
     free(st->path);
     idcache_free(st->new_jobs);
-    idcache_free(st->new_events);
+    while (st->held_head) {
+        struct held_event *h = st->held_head;
+        st->held_head = h->next;
+        sqlite_held_free(st, h); /* still held in the database: due after a restart */
+    }
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->work_cv);
     pthread_cond_destroy(&st->done_cv);
@@ -617,6 +736,15 @@ static int recover_fn(struct conn *c, struct wtask *t)
     sqlite3_bind_int64(s, 1, now);
     if (sqlite3_step(s) != SQLITE_DONE)
         return sqlite_fail(c, "recover events", sqlite3_errcode(c->db));
+    /* Held events: the queue that held them is gone with the process. */
+    s = conn_stmt(c, "UPDATE events SET next_attempt_at = ?1"
+                     " WHERE status IN (0, 1, 3) AND next_attempt_at = ?2");
+    if (!s)
+        return STORE_IO;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, EVENT_HELD);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return sqlite_fail(c, "recover held events", sqlite3_errcode(c->db));
     t->wake_work = t->wake_events = true;
     return STORE_OK;
 }

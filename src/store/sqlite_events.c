@@ -5,7 +5,6 @@
 
 #include "job/view.h"
 #include "store/sqlite_int.h"
-#include "util/idcache.h"
 
 const char *delivery_status_name(enum delivery_status s)
 {
@@ -14,44 +13,52 @@ const char *delivery_status_name(enum delivery_status s)
     return (unsigned)s <= DELIVERY_FAILED ? names[s] : "unknown";
 }
 
-/* A new event's delivery as its step prepared it (sqlite_event_prepare). */
-struct prepared {
-    char *body, *url, *secret;
-};
-
-void sqlite_prepared_free(void *prep)
+int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
+                        const char *type, enum job_status status_after, int64_t now,
+                        int64_t due_at)
 {
-    struct prepared *p = prep;
-    free(p->body);
-    free(p->url);
-    free(p->secret);
-    free(p);
+    sqlite3_stmt *s = conn_stmt(c, "INSERT INTO events(event_id, job_id, type, status_after,"
+                                   " created_at, status, next_attempt_at)"
+                                   " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, event_id);
+    bind_text(s, 2, job_id);
+    bind_text(s, 3, type);
+    sqlite3_bind_int(s, 4, (int)status_after);
+    sqlite3_bind_int64(s, 5, now);
+    sqlite3_bind_int64(s, 6, due_at);
+    int rc = sqlite3_step(s);
+    return rc == SQLITE_DONE ? STORE_OK : sqlite_fail(c, "insert event", rc);
 }
 
-void sqlite_event_prepare(struct store *st, const char *event_id, const char *body,
-                          const char *url, const char *secret)
+int sqlite_event_pending_for(struct conn *c, const char *job_id, bool *pending)
 {
-    struct prepared *p = calloc(1, sizeof(*p));
-    if (!p)
-        return; /* costs a rebuild at the claim, nothing else */
-    p->body = strdup(body);
-    p->url = strdup(url);
-    p->secret = strdup(secret);
-    if (!p->body || !p->url || !p->secret) {
-        sqlite_prepared_free(p);
-        return;
-    }
-    idcache_put(sqlite_new_events(st), event_id, p,
-                sizeof(*p) + strlen(body) + strlen(url) + strlen(secret));
+    sqlite3_stmt *s = conn_stmt(c, "SELECT 1 FROM events WHERE job_id = ?1"
+                                   " AND status IN (0, 1, 3) LIMIT 1");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, job_id);
+    int64_t one;
+    int rc = sqlite_step_int64(c, s, "pending events", &one);
+    *pending = rc == STORE_OK;
+    return rc == STORE_NOTFOUND ? STORE_OK : rc;
 }
 
-void store_deliveries_free(struct store_delivery *d, size_t n)
+static void deliveries_free_strings(struct store_delivery *d, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(d[i].url);
         free(d[i].secret);
         free(d[i].payload);
+        d[i].url = d[i].secret = d[i].payload = NULL;
     }
+}
+
+void store_deliveries_free(struct store_delivery *d, size_t n)
+{
+    if (d)
+        deliveries_free_strings(d, n);
     free(d);
 }
 
@@ -71,18 +78,40 @@ struct claim_args {
     size_t n;
 };
 
+/* Only the oldest undelivered event of a job is eligible: that is what
+ * keeps each job's events in order. A delivering event whose lease ran out
+ * has next_attempt_at = lease end, so it becomes due again; a held one is
+ * never due here. */
+static const char due_events_sql[] =
+    "SELECT e.seq, e.event_id, e.job_id, e.type, e.status_after, e.created_at, e.attempts"
+    " FROM events e WHERE e.status IN (0, 1, 3) AND e.next_attempt_at <= ?1"
+    " AND e.seq = (SELECT min(seq) FROM events e2 WHERE e2.job_id = e.job_id"
+    "              AND e2.status IN (0, 1, 3))"
+    " ORDER BY e.next_attempt_at LIMIT ?2";
+
+/* Whether the database has an event due at now, asked on a read connection
+ * so that a claim the held queue satisfied costs the writer nothing. */
+static int any_due(struct store *st, int64_t now, bool *due)
+{
+    struct conn *c = store_reader(st);
+    sqlite3_stmt *s = conn_stmt(c, due_events_sql);
+    int rc = STORE_IO;
+    if (s) {
+        sqlite3_bind_int64(s, 1, now);
+        sqlite3_bind_int64(s, 2, 1);
+        int r = sqlite3_step(s);
+        *due = r == SQLITE_ROW;
+        rc = r == SQLITE_ROW || r == SQLITE_DONE ? STORE_OK : sqlite_fail(c, "due events", r);
+        sqlite3_reset(s);
+    }
+    store_reader_put(st, c);
+    return rc;
+}
+
 static int event_claim_fn(struct conn *c, struct wtask *t)
 {
     struct claim_args *a = t->arg;
-    /* Only the oldest undelivered event of a job is eligible: that is what
-     * keeps each job's events in order. A delivering event whose lease ran
-     * out has next_attempt_at = lease end, so it becomes due again. */
-    sqlite3_stmt *s = conn_stmt(
-        c, "SELECT e.seq, e.event_id, e.job_id, e.type, e.status_after, e.created_at, e.attempts"
-           " FROM events e WHERE e.status IN (0, 1, 3) AND e.next_attempt_at <= ?1"
-           " AND e.seq = (SELECT min(seq) FROM events e2 WHERE e2.job_id = e.job_id"
-           "              AND e2.status IN (0, 1, 3))"
-           " ORDER BY e.next_attempt_at LIMIT ?2");
+    sqlite3_stmt *s = conn_stmt(c, due_events_sql);
     if (!s)
         return STORE_IO;
     sqlite3_bind_int64(s, 1, a->now);
@@ -115,23 +144,14 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
     return STORE_OK;
 }
 
-/* Gives each claimed event its body and target (on the caller's thread:
- * the writer only did the claim): prepared by the step that made the event
- * when the cache still has it, else rebuilt from the job. */
+/* Gives each event claimed from the database its body and target, rebuilt
+ * from the job (on the caller's thread: the writer only did the claim). */
 static int build_bodies(struct store *st, struct claim_args *a)
 {
     int rc = STORE_OK;
     struct conn *c = NULL;
     for (size_t i = 0; i < a->n && rc == STORE_OK; i++) {
         struct store_delivery *d = &a->d[i];
-        struct prepared *p = idcache_take(sqlite_new_events(st), d->event_id);
-        if (p) {
-            d->payload = p->body;
-            d->url = p->url;
-            d->secret = p->secret;
-            free(p);
-            continue;
-        }
         if (!c)
             c = store_reader(st);
         sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS " FROM jobs j WHERE id = ?1");
@@ -166,24 +186,33 @@ int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t ma
 {
     *out = NULL;
     *n = 0;
-    struct claim_args a = {.now = now, .lease_ms = lease_ms, .max = max};
-    a.d = calloc(max ? max : 1, sizeof(*a.d));
-    a.meta = calloc(max ? max : 1, sizeof(*a.meta));
-    if (!a.d || !a.meta) {
-        free(a.d);
-        free(a.meta);
+    struct store_delivery *d = calloc(max ? max : 1, sizeof(*d));
+    if (!d)
         return STORE_NOMEM;
+    size_t held = sqlite_held_pop(st, d, max);
+    bool due = false;
+    int rc = held < max ? any_due(st, now, &due) : STORE_OK;
+    if (rc == STORE_OK && due) {
+        struct claim_args a = {.now = now, .lease_ms = lease_ms, .max = max - held};
+        a.d = d + held;
+        a.meta = calloc(a.max, sizeof(*a.meta));
+        rc = a.meta ? store_write(st, event_claim_fn, &a) : STORE_NOMEM;
+        if (rc == STORE_OK && a.n > 0)
+            rc = build_bodies(st, &a); /* a failure leaves the events leased: retried later */
+        free(a.meta);
+        if (rc != STORE_OK)
+            deliveries_free_strings(a.d, a.n);
+        else
+            held += a.n;
     }
-    int rc = store_write(st, event_claim_fn, &a);
-    if (rc == STORE_OK && a.n > 0)
-        rc = build_bodies(st, &a); /* a failure leaves the events leased: retried later */
-    free(a.meta);
-    if (rc != STORE_OK || a.n == 0) {
-        store_deliveries_free(a.d, a.n);
+    /* Held events are handed out even when the database part failed: they
+     * are ours, and nothing else would send them before a restart. */
+    if (held == 0) {
+        free(d);
         return rc;
     }
-    *out = a.d;
-    *n = a.n;
+    *out = d;
+    *n = held;
     return STORE_OK;
 }
 
@@ -217,7 +246,7 @@ static int event_record_fn(struct conn *c, struct wtask *t)
         s = conn_stmt(c, "UPDATE events SET status = ?2, attempts = attempts + 1,"
                          " response_code = ?3, last_error = ?4, lease_until = 0,"
                          " delivered_at = CASE WHEN ?2 = 2 THEN ?5 ELSE delivered_at END,"
-                         " next_attempt_at = CASE WHEN ?2 = 3 THEN ?6 ELSE next_attempt_at END"
+                         " next_attempt_at = CASE WHEN ?2 = 3 THEN ?6 ELSE ?5 END"
                          " WHERE seq = ?1");
         if (!s)
             return STORE_IO;
@@ -247,12 +276,14 @@ int store_delivery_state(struct store *st, const char *job_id, struct store_deli
     memset(out, 0, sizeof(*out));
     struct conn *c = store_reader(st);
     sqlite3_stmt *s = conn_stmt(c, "SELECT j.webhook_url, e.status, e.attempts, e.response_code,"
-                                   " e.delivered_at, e.next_attempt_at FROM events e"
+                                   " e.delivered_at, CASE WHEN e.next_attempt_at = ?2"
+                                   " THEN e.created_at ELSE e.next_attempt_at END FROM events e"
                                    " JOIN jobs j ON j.id = e.job_id WHERE e.job_id = ?1"
                                    " ORDER BY e.seq DESC LIMIT 1");
     int rc = STORE_IO;
     if (s) {
         bind_text(s, 1, job_id);
+        sqlite3_bind_int64(s, 2, EVENT_HELD); /* held: due since it was made */
         int r = sqlite3_step(s);
         if (r == SQLITE_ROW) {
             out->url = col_text(s, 0);
@@ -294,14 +325,16 @@ static int redeliver_fn(struct conn *c, struct wtask *t)
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "redeliver", rc);
     /* Finished events go back to pending and waiting ones are due now; an
-     * event in flight is left alone (it is being sent already). */
+     * event in flight or held for the dispatcher is left alone (it is
+     * being sent, or about to be). */
     s = conn_stmt(c, "UPDATE events SET status = CASE WHEN status IN (2, 4) THEN 0"
                      " ELSE status END, next_attempt_at = ?2, lease_until = 0"
-                     " WHERE job_id = ?1 AND status IN (0, 2, 3, 4)");
+                     " WHERE job_id = ?1 AND status IN (0, 2, 3, 4) AND next_attempt_at <> ?3");
     if (!s)
         return STORE_IO;
     bind_text(s, 1, a->job_id);
     sqlite3_bind_int64(s, 2, a->now);
+    sqlite3_bind_int64(s, 3, EVENT_HELD);
     if ((rc = sqlite3_step(s)) != SQLITE_DONE)
         return sqlite_fail(c, "redeliver", rc);
     a->count = (size_t)sqlite3_changes(c->db);

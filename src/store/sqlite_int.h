@@ -94,31 +94,53 @@ int job_from_row(struct conn *c, sqlite3_stmt *s, int base, struct job *j);
 /* The store's secret box, or NULL (secrets stored as given). */
 const struct secretbox *sqlite_box(const struct store *st);
 
-/* What the threads that make new jobs and events already hold, handed to
- * the thread that consumes them next so it need not read them back:
- *  new_jobs    job id -> struct job as created (plaintext secret), for the
- *              job's first step (store_work_claim);
- *  new_events  event id -> prepared delivery (body, URL, secret) as the
- *              step built it, for the event's first claim.
- * Either may miss (evicted, or never put); the consumer then reads from
- * the database, as it does for every later step and every retry. The bounds
- * keep memory flat when processing falls behind, whatever the message sizes
- * (a job may carry megabytes). */
+/* What the thread that creates a job already holds, handed to the thread
+ * that consumes it next so it need not read it back: new_jobs maps a job id
+ * to the struct job as created (plaintext secret), for the job's first step
+ * (store_work_claim). It may miss (evicted, or never put); the pipeline
+ * then reads the job from the database, as it does for every later step.
+ * The bounds keep memory flat when processing falls behind, whatever the
+ * message sizes (a job may carry megabytes); held events share them. */
 #define HANDOVER_ENTRIES 8192
 #define HANDOVER_BYTES (64u << 20)
 struct idcache *sqlite_new_jobs(const struct store *st);
-struct idcache *sqlite_new_events(const struct store *st);
-void sqlite_job_free(void *job);       /* job_clear + free */
-void sqlite_prepared_free(void *prep); /* a prepared delivery */
+void sqlite_job_free(void *job); /* job_clear + free */
 
-/* Puts a prepared delivery for event_id into new_events (copies). */
-void sqlite_event_prepare(struct store *st, const char *event_id, const char *body,
-                          const char *url, const char *secret);
+/* Held events: new events handed to the dispatcher through memory, so that
+ * its claim of them writes nothing and reads nothing back. An event is held
+ * when its step built the body and its job has no earlier undelivered event
+ * (per-job order needs nothing else then). Its row is stored pending with
+ * next_attempt_at = EVENT_HELD, which the database claim never finds due,
+ * and it joins an in-process queue when its transaction commits;
+ * store_event_claim takes from that queue first. The row stays pending
+ * until its attempt is recorded; after a restart store_recover makes held
+ * rows due, as it does for leased ones. Past HANDOVER_ENTRIES/BYTES events
+ * are stored due and claimed from the database. */
+#define EVENT_HELD INT64_MAX
+struct held_event;
+/* Writer thread. A node with copies of the strings, counted against the
+ * bounds; NULL when the queue is full or memory is short (then store the
+ * event due, not held). */
+struct held_event *sqlite_held_new(struct store *st, const char *event_id, const char *job_id,
+                                   const char *body, const char *url, const char *secret);
+/* Writer thread. Stages h (owned from here) as the event row seq: it joins
+ * the queue if the task and its transaction commit, else it is freed. */
+void sqlite_held_stage(struct conn *c, struct held_event *h, int64_t seq);
+/* Frees a node that was not staged. Accepts NULL. */
+void sqlite_held_free(struct store *st, struct held_event *h);
+/* Moves up to max queued events into out (attempts 0; strings owned by
+ * the caller, as store_event_claim hands them out). Any thread. */
+size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max);
 
-/* Inserts an event due now for job_id; status_after is the job's status
- * right after the step the event reports. */
+/* Inserts an event created at now for job_id, due at due_at (now, or
+ * EVENT_HELD); status_after is the job's status right after the step the
+ * event reports. */
 int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
-                        const char *type, enum job_status status_after, int64_t now);
+                        const char *type, enum job_status status_after, int64_t now,
+                        int64_t due_at);
+
+/* True when job_id has an event not yet delivered or failed (writer). */
+int sqlite_event_pending_for(struct conn *c, const char *job_id, bool *pending);
 
 /* Steps s (prepared and bound by the caller) for a single row and puts its
  * first column in *out: STORE_OK, NOTFOUND for no row, or the error

@@ -477,27 +477,35 @@ int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max
     return STORE_OK;
 }
 
-int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
-                        const char *type, enum job_status status_after, int64_t now)
-{
-    sqlite3_stmt *s = conn_stmt(c, "INSERT INTO events(event_id, job_id, type, status_after,"
-                                   " created_at, status, next_attempt_at)"
-                                   " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)");
-    if (!s)
-        return STORE_IO;
-    bind_text(s, 1, event_id);
-    bind_text(s, 2, job_id);
-    bind_text(s, 3, type);
-    sqlite3_bind_int(s, 4, (int)status_after);
-    sqlite3_bind_int64(s, 5, now);
-    int rc = sqlite3_step(s);
-    return rc == SQLITE_DONE ? STORE_OK : sqlite_fail(c, "insert event", rc);
-}
-
 struct complete_args {
     const struct store_step_result *r;
     size_t n;
 };
+
+/* Stores the step's event, held for the dispatcher when it can be (see
+ * EVENT_HELD in sqlite_int.h). */
+static int step_event(struct conn *c, const struct store_step_result *r)
+{
+    struct held_event *h = NULL;
+    if (r->event_body && r->webhook_url && r->webhook_secret) {
+        bool earlier = true;
+        int rc = sqlite_event_pending_for(c, r->job_id, &earlier);
+        if (rc != STORE_OK)
+            return rc;
+        if (!earlier)
+            h = sqlite_held_new(c->owner, r->event_id, r->job_id, r->event_body,
+                                r->webhook_url, r->webhook_secret);
+    }
+    int rc = sqlite_event_insert(c, r->event_id, r->job_id, r->event_type, r->to, r->now,
+                                 h ? EVENT_HELD : r->now);
+    if (rc != STORE_OK) {
+        sqlite_held_free(c->owner, h);
+        return rc;
+    }
+    if (h)
+        sqlite_held_stage(c, h, sqlite3_last_insert_rowid(c->db));
+    return STORE_OK;
+}
 
 static int step_apply(struct conn *c, const struct store_step_result *r, struct wtask *t)
 {
@@ -527,7 +535,7 @@ static int step_apply(struct conn *c, const struct store_step_result *r, struct 
     if (sqlite3_changes(c->db) == 0)
         return STORE_STATE; /* expired or taken over meanwhile */
     if (r->event_type) {
-        rc = sqlite_event_insert(c, r->event_id, r->job_id, r->event_type, r->to, r->now);
+        rc = step_event(c, r);
         if (rc != STORE_OK)
             return rc;
         t->wake_events = true;
@@ -557,23 +565,13 @@ static int work_complete_fn(struct conn *c, struct wtask *t)
 
 int store_work_complete(struct store *st, const struct store_step_result *r, size_t n)
 {
-    /* Cached before the commit, which wakes the dispatcher: after it, the
-     * first claim could come before the put. A step skipped as stale
-     * leaves an entry nothing claims; the cache's bound retires it. */
-    for (size_t i = 0; i < n; i++)
-        if (r[i].event_type && r[i].event_body && r[i].webhook_url && r[i].webhook_secret)
-            sqlite_event_prepare(st, r[i].event_id, r[i].event_body, r[i].webhook_url,
-                                 r[i].webhook_secret);
     struct complete_args a = {r, n};
     int rc = store_write(st, work_complete_fn, &a);
     if (rc != STORE_OK) {
-        /* Nothing was written: the jobs are still due, and their event ids
-         * will never be claimed (a rerun makes new ones). */
-        for (size_t i = 0; i < n; i++) {
+        /* Nothing was written: the jobs are still due (a rerun makes new
+         * event ids). */
+        for (size_t i = 0; i < n; i++)
             sqlite_requeue_jobs(st, &r[i].job_id, 1);
-            if (r[i].event_type)
-                idcache_drop(sqlite_new_events(st), r[i].event_id);
-        }
     }
     return rc;
 }
@@ -618,7 +616,8 @@ static int sweep_fn(struct conn *c, struct wtask *t)
             rc = sqlite_fail(c, "expire job", sqlite3_errcode(c->db));
             break;
         }
-        rc = sqlite_event_insert(c, event_id, ids[i], JOB_EVENT_EXPIRED, JOB_EXPIRED, a->now);
+        rc = sqlite_event_insert(c, event_id, ids[i], JOB_EVENT_EXPIRED, JOB_EXPIRED, a->now,
+                                 a->now);
         t->wake_events = true;
         a->expired++;
     }

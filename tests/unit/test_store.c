@@ -418,6 +418,130 @@ static void test_prepared_body_matches_rebuilt(void **state)
     job_clear(&c);
 }
 
+/* Claims exactly one event and checks its id; returns its seq. */
+static int64_t claim_event(struct fixture *f, const char *event_id, const char *payload)
+{
+    struct store_delivery *d;
+    size_t n;
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].event_id, event_id);
+    if (payload)
+        assert_string_equal(d[0].payload, payload);
+    int64_t seq = d[0].seq;
+    store_deliveries_free(d, n);
+    return seq;
+}
+
+static void assert_nothing_due(struct fixture *f)
+{
+    struct store_delivery *d;
+    size_t n;
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 0);
+}
+
+static void record_delivered(struct fixture *f, int64_t seq)
+{
+    struct store_attempt a = {.seq = seq, .started_at = clock_now_ms(), .duration_ms = 1,
+                              .status_code = 200, .next = DELIVERY_DELIVERED};
+    assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+}
+
+/* A step's event with a prepared body is held for the dispatcher: claimed
+ * from memory once (never again from the database while it is out), shown
+ * as pending and due since it was made, left alone by redelivery, and due
+ * from the database after a restart. A later event of the same job is not
+ * held and waits behind it. */
+static void test_held_events(void **state)
+{
+    struct fixture *f = *state;
+    struct job c;
+    char ev1[IDS_MAX_LEN], ev2[IDS_MAX_LEN];
+    create_and_claim(f, JOB_MODE_COMBINED, &c, ev1);
+    struct store_step_result r = {
+        .job_id = c.id, .from = c.status, .to = JOB_PROCESSING_OUTBOUND,
+        .step = JOB_STEP_INBOUND, .filtered = c.message_input, .filtered_unchanged = true,
+        .result_json = "{}", .event_type = JOB_EVENT_INBOUND_COMPLETE, .event_id = ev1,
+        .now = clock_now_ms(), .webhook_url = c.webhook_url, .webhook_secret = c.webhook_secret,
+    };
+    char *body = job_event_body_after_step(&c, &r);
+    assert_non_null(body);
+    r.event_body = body;
+    assert_int_equal(store_work_complete(f->st, &r, 1), STORE_OK);
+
+    struct store_delivery_state ds;
+    assert_int_equal(store_delivery_state(f->st, c.id, &ds), STORE_OK);
+    assert_int_equal(ds.status, DELIVERY_PENDING);
+    assert_int_equal(ds.next_attempt_at, r.now);
+    assert_int_equal(ds.attempts, 0);
+    free(ds.url);
+    job_clear(&c);
+
+    /* The outbound step's event: not held, since the first is undelivered. */
+    claim_one(f->st, &c);
+    assert_int_equal(c.status, JOB_PROCESSING_OUTBOUND);
+    ids_new(ev2, sizeof(ev2), "msg_", clock_now_ms());
+    struct store_step_result r2 = {
+        .job_id = c.id, .from = c.status, .to = JOB_COMPLETED, .step = JOB_STEP_OUTBOUND,
+        .filtered = c.message_output, .filtered_unchanged = true, .result_json = "{}",
+        .event_type = JOB_EVENT_OUTBOUND_COMPLETE, .event_id = ev2, .now = clock_now_ms(),
+        .event_body = "{\"marker\":2}", .webhook_url = c.webhook_url,
+        .webhook_secret = c.webhook_secret,
+    };
+    assert_int_equal(store_work_complete(f->st, &r2, 1), STORE_OK);
+
+    /* A restart before any claim: held rows are not due until recovery. */
+    store_close(f->st);
+    char err[256];
+    f->st = store_open(f->path, NULL, err, sizeof(err));
+    assert_non_null(f->st);
+    assert_nothing_due(f);
+    assert_int_equal(store_recover(f->st, clock_now_ms()), STORE_OK);
+    int64_t seq = claim_event(f, ev1, body); /* rebuilt from the job: the same bytes */
+    assert_nothing_due(f);                   /* the second waits behind it */
+    record_delivered(f, seq);
+    seq = claim_event(f, ev2, NULL);
+    record_delivered(f, seq);
+    assert_nothing_due(f);
+    free(body);
+    job_clear(&c);
+
+    /* A fresh job's event comes from memory (the marker body) exactly once;
+     * redelivery while it is out adds nothing; once delivered, redelivery
+     * makes it due from the database, body rebuilt from the job. */
+    char ev3[IDS_MAX_LEN];
+    create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, ev3);
+    struct store_step_result r3 = {
+        .job_id = c.id, .from = c.status, .to = JOB_COMPLETED, .step = JOB_STEP_INBOUND,
+        .filtered = c.message_input, .filtered_unchanged = true, .result_json = "{}",
+        .event_type = JOB_EVENT_INBOUND_COMPLETE, .event_id = ev3, .now = clock_now_ms(),
+        .event_body = "{\"marker\":3}", .webhook_url = c.webhook_url,
+        .webhook_secret = c.webhook_secret,
+    };
+    assert_int_equal(store_work_complete(f->st, &r3, 1), STORE_OK);
+    size_t count;
+    assert_int_equal(store_event_redeliver(f->st, f->project, c.id, clock_now_ms(), &count),
+                     STORE_OK);
+    seq = claim_event(f, ev3, "{\"marker\":3}");
+    assert_nothing_due(f);
+    assert_int_equal(store_event_redeliver(f->st, f->project, c.id, clock_now_ms(), &count),
+                     STORE_OK);
+    assert_nothing_due(f);
+    record_delivered(f, seq);
+    assert_int_equal(store_event_redeliver(f->st, f->project, c.id, clock_now_ms(), &count),
+                     STORE_OK);
+    assert_int_equal(count, 1);
+    struct store_delivery *d;
+    size_t n;
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].event_id, ev3);
+    assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
+    store_deliveries_free(d, n);
+    job_clear(&c);
+}
+
 static void test_response_submission_states(void **state)
 {
     struct fixture *f = *state;
@@ -699,6 +823,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prepared_body_matches_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_submission_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_expires_and_deletes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_creates_all_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_sealed_at_rest, setup, teardown),
