@@ -78,6 +78,7 @@ struct store {
     pthread_cond_t done_cv;  /* sync callers wait for their task */
     struct wtask *head, *tail;
     bool stopping;
+    bool bg_turn; /* writer_take: the next group takes background tasks */
     bool thread_started;
     int max_batch;
 
@@ -483,6 +484,44 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
         ckpt_after_commit(st);
 }
 
+/* Takes the next group off the queue (st->mu held, queue not empty).
+ * Background tasks carry many rows each (a pipeline batch, a few hundred
+ * recorded attempts: milliseconds of writing), and the requests committed
+ * with them would wait that long for their 202. So when requests are
+ * queued, every other group leaves the background tasks for the next one:
+ * requests commit without them at least half the time, and background
+ * work never waits more than one group. */
+static struct wtask *writer_take(struct store *st, int *n_out)
+{
+    bool any_fg = false;
+    for (struct wtask *t = st->head; t && !any_fg; t = t->next)
+        any_fg = !t->background;
+    bool skip_bg = any_fg && !st->bg_turn;
+    st->bg_turn = skip_bg; /* after skipping, their turn comes */
+    struct wtask *batch = NULL, **bt = &batch;
+    struct wtask **link = &st->head;
+    struct wtask *last_kept = NULL;
+    int n = 0;
+    while (*link && n < st->max_batch) {
+        struct wtask *t = *link;
+        if (skip_bg && t->background) {
+            last_kept = t;
+            link = &t->next;
+            continue;
+        }
+        *link = t->next; /* unlink into the batch */
+        t->next = NULL;
+        *bt = t;
+        bt = &t->next;
+        n++;
+    }
+    /* The tail is the last task still queued. */
+    if (!*link)
+        st->tail = last_kept;
+    *n_out = n;
+    return batch;
+}
+
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
@@ -493,16 +532,8 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&st->work_cv, &st->mu);
         if (!st->head)
             break; /* stopping and drained */
-        struct wtask *batch = st->head, *last = st->head;
-        int n = 1;
-        while (last->next && n < st->max_batch) {
-            last = last->next;
-            n++;
-        }
-        st->head = last->next;
-        if (!st->head)
-            st->tail = NULL;
-        last->next = NULL;
+        int n;
+        struct wtask *batch = writer_take(st, &n);
         pthread_mutex_unlock(&st->mu);
         run_batch(st, batch, n);
         pthread_mutex_lock(&st->mu);
@@ -555,9 +586,9 @@ int store_submit(struct store *st, struct wtask *t)
     return STORE_OK;
 }
 
-int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)
+static int write_sync(struct store *st, struct wtask *tp)
 {
-    struct wtask t = {.fn = fn, .arg = arg};
+    struct wtask t = *tp;
     int rc = store_submit(st, &t);
     if (rc != STORE_OK)
         return rc;
@@ -566,6 +597,16 @@ int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void
         pthread_cond_wait(&st->done_cv, &st->mu);
     pthread_mutex_unlock(&st->mu);
     return t.rc;
+}
+
+int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)
+{
+    return write_sync(st, &(struct wtask){.fn = fn, .arg = arg});
+}
+
+int store_write_background(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)
+{
+    return write_sync(st, &(struct wtask){.fn = fn, .arg = arg, .background = true});
 }
 
 /* ---- readers ------------------------------------------------------------ */

@@ -196,7 +196,7 @@ int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t ma
         struct claim_args a = {.now = now, .lease_ms = lease_ms, .max = max - held};
         a.d = d + held;
         a.meta = calloc(a.max, sizeof(*a.meta));
-        rc = a.meta ? store_write(st, event_claim_fn, &a) : STORE_NOMEM;
+        rc = a.meta ? store_write_background(st, event_claim_fn, &a) : STORE_NOMEM;
         if (rc == STORE_OK && a.n > 0)
             rc = build_bodies(st, &a); /* a failure leaves the events leased: retried later */
         free(a.meta);
@@ -268,7 +268,7 @@ static int event_record_fn(struct conn *c, struct wtask *t)
 int store_event_record(struct store *st, const struct store_attempt *a, size_t n)
 {
     struct record_args ra = {a, n};
-    return store_write(st, event_record_fn, &ra);
+    return store_write_background(st, event_record_fn, &ra);
 }
 
 int store_delivery_state(struct store *st, const char *job_id, struct store_delivery_state *out)

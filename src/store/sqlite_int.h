@@ -51,6 +51,9 @@ struct wtask {
     void *ud;
     void (*free_fn)(struct wtask *t);
     bool finished;
+    /* Work nobody waits on over HTTP (pipeline results, deliveries, the
+     * sweeper): see writer_take in sqlite.c. */
+    bool background;
     struct wtask *next;
 };
 
@@ -59,6 +62,8 @@ int store_submit(struct store *st, struct wtask *t);
 
 /* Queues t and waits until its transaction committed; returns t's rc. */
 int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg);
+/* The same for background work (wtask.background). */
+int store_write_background(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg);
 
 /* Borrows a read connection (blocks while all are in use) / returns it. */
 struct conn *store_reader(struct store *st);

@@ -566,7 +566,7 @@ static int work_complete_fn(struct conn *c, struct wtask *t)
 int store_work_complete(struct store *st, const struct store_step_result *r, size_t n)
 {
     struct complete_args a = {r, n};
-    int rc = store_write(st, work_complete_fn, &a);
+    int rc = store_write_background(st, work_complete_fn, &a);
     if (rc != STORE_OK) {
         /* Nothing was written: the jobs are still due (a rerun makes new
          * event ids). */
@@ -649,7 +649,7 @@ int store_sweep(struct store *st, int64_t now, int64_t retention_ms, size_t *exp
                 size_t *deleted)
 {
     struct sweep_args a = {.now = now, .retention_ms = retention_ms};
-    int rc = store_write(st, sweep_fn, &a);
+    int rc = store_write_background(st, sweep_fn, &a);
     if (expired)
         *expired = a.expired;
     if (deleted)
