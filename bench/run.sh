@@ -43,12 +43,13 @@ stop_server() {
 
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
-# One creation run against the webhook receiver started by the arguments.
+# One creation run with CONNS connections against the webhook receiver
+# started by the arguments.
 creation_run() {
   "$@" & RECEIVER=$!
   start_server
   COLLIE_KEY=$KEY WEBHOOK_URL="http://127.0.0.1:$HOOK_PORT/hook" \
-    wrk -t2 -c64 -d"${DURATION}s" -s bench/create.lua "http://127.0.0.1:$PORT/v1/jobs" | tail -3
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" -s bench/create.lua "http://127.0.0.1:$PORT/v1/jobs" | tail -3
   # Sustained, not a growing backlog: how long filtering and delivery take
   # to finish what the run created.
   local t0=$SECONDS
@@ -65,11 +66,14 @@ creation_run() {
 }
 
 if only creation; then
-echo "== job creation: wrk, 64 connections, ${DURATION}s, 1 KB message, synchronous=FULL commit before each 202"
+echo "== job creation: wrk, ${DURATION}s, 1 KB message, synchronous=FULL commit before each 202"
 echo "   (default policy; filtering and webhook delivery to a local receiver run at the same time)"
-echo "-- receiver: bench/hook_sink.c (C, libmicrohttpd: cheap, as a remote receiver would be)"
-creation_run build/hook_sink "$HOOK_PORT"
-echo "-- receiver: bench/receiver.mjs (Node)"
+for CONNS in 64 48; do
+  echo "-- $CONNS connections; receiver: bench/hook_sink.c (C, libmicrohttpd: cheap, as a remote receiver would be)"
+  creation_run build/hook_sink "$HOOK_PORT"
+done
+CONNS=64
+echo "-- $CONNS connections; receiver: bench/receiver.mjs (Node)"
 creation_run env PORT="$HOOK_PORT" node bench/receiver.mjs
 fi
 
