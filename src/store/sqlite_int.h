@@ -4,6 +4,7 @@
 #define COLLIE_STORE_SQLITE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 
@@ -21,6 +22,75 @@ struct conn {
         sqlite3_stmt *stmt;
     } stmts[CONN_MAX_STMTS];
 };
+
+/* The SQLite store. Its fields are shared by sqlite.c (connections,
+ * readers, life cycle) and sqlite_writer.c (the writer thread and the
+ * queues it fills); the resource files use the functions below. */
+/* A growable FIFO of job ids (ring buffer). */
+struct idq {
+    char (*ids)[IDS_MAX_LEN];
+    size_t head, len, cap;
+};
+
+struct store {
+    struct conn writer;
+    struct idq staged;       /* writer thread only: ids made due by the batch */
+    struct idq workq;        /* guarded by mu: due jobs, in order */
+    pthread_t thread;
+    /* Checkpoints (sqlite_writer.c). wal_frames: writer thread. */
+    struct conn ckpt;
+    pthread_t ckpt_thread;
+    bool ckpt_started;
+    pthread_mutex_t ckpt_mu; /* guards ckpt_wanted, ckpt_stop */
+    pthread_cond_t ckpt_cv;
+    bool ckpt_wanted, ckpt_stop;
+    int wal_frames;
+    pthread_mutex_t mu;      /* guards the queue, stopping, finished flags */
+    pthread_cond_t work_cv;  /* writer waits for tasks */
+    pthread_cond_t done_cv;  /* sync callers wait for their task */
+    struct wtask *head, *tail;
+    bool stopping;
+    bool bg_turn; /* writer_take: the next group takes background tasks */
+    bool thread_started;
+    int max_batch;
+
+    /* Read pool. */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    struct conn *readers;
+    bool *reader_busy;
+    int nreaders;
+
+    const struct secretbox *box;
+    /* Handed over through memory (util/idcache.h), see sqlite_int.h. */
+    struct idcache *new_jobs;
+    /* Held events (see sqlite_int.h): staged by the writer's current batch
+     * (writer thread only), and queued for the dispatcher (guarded by mu).
+     * The counters include both and are what bounds them. */
+    struct held_event *staged_ev, *staged_ev_last;
+    struct held_event *held_head, *held_tail;
+    atomic_size_t held_n, held_bytes;
+    char *path;
+    int lock_fd; /* held by the serving process: one server per database file */
+    store_wake_fn wake_work, wake_events;
+    void *wake_ud;
+};
+
+/* Opens a connection configured as a reader (query only) or a writer (WAL,
+ * synchronous FULL or NORMAL); on failure a reason goes into err. */
+int sqlite_conn_open(struct conn *c, const char *path, bool reader, bool sync_full, char *err,
+                     size_t errlen);
+void sqlite_conn_close(struct conn *c);
+
+/* Creates or upgrades the schema (sqlite_schema.c); a reason goes into err. */
+int sqlite_schema_migrate(struct conn *c, char *err, size_t errlen);
+
+/* Starts the writer and checkpoint threads (the writer connection is open
+ * and migrated) / stops them, waiting for queued writes, and frees the
+ * queues. Stop accepts a store whose threads never started. */
+int sqlite_writer_start(struct store *st, const char *path, bool sync_full, char *err,
+                        size_t errlen);
+void sqlite_writer_stop(struct store *st);
 
 /* Returns the prepared, reset and unbound statement for sql, preparing it on
  * first use. NULL on error (logged). The connection owns it. */
