@@ -1,6 +1,5 @@
 /* The bounded id map that hands prepared work between threads through
- * memory (new jobs to the pipeline, prepared webhook bodies to the first
- * claim). */
+ * memory (new jobs to their first step). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
