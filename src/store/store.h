@@ -221,8 +221,9 @@ struct store_delivery {
 /* Claims up to max due events: the oldest undelivered event of each job
  * whose next attempt time has come, marking them delivering and leasing
  * them until now + lease_ms. Per-job ordering follows from "oldest only".
- * SQLite serves one process, so it hands a job's first event over in
- * memory when the step built its body, writing nothing here: the stored
+ * SQLite serves one process, so it hands an event over in memory when its
+ * step built the body and its job has no earlier undelivered event,
+ * writing nothing here for it: the stored
  * event stays pending until its attempt is recorded, and a crash is
  * covered by store_recover. */
 int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
