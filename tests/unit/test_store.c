@@ -418,6 +418,24 @@ static void test_prepared_body_matches_rebuilt(void **state)
     job_clear(&c);
 }
 
+/* Completes the claimed step of c, its text unchanged, with body as the
+ * event's prepared body. */
+static void complete_with_body(struct store *st, const struct job *c, enum job_status to,
+                               const char *event_id, const char *body)
+{
+    bool inbound = c->status == JOB_PROCESSING_INBOUND;
+    struct store_step_result r = {
+        .job_id = c->id, .from = c->status, .to = to,
+        .step = inbound ? JOB_STEP_INBOUND : JOB_STEP_OUTBOUND,
+        .filtered = inbound ? c->message_input : c->message_output, .filtered_unchanged = true,
+        .result_json = "{}",
+        .event_type = inbound ? JOB_EVENT_INBOUND_COMPLETE : JOB_EVENT_OUTBOUND_COMPLETE,
+        .event_id = event_id, .now = clock_now_ms(), .event_body = body,
+        .webhook_url = c->webhook_url, .webhook_secret = c->webhook_secret,
+    };
+    assert_int_equal(store_work_complete(st, &r, 1), STORE_OK);
+}
+
 /* Claims exactly one event and checks its id; returns its seq. */
 static int64_t claim_event(struct fixture *f, const char *event_id, const char *payload)
 {
@@ -482,14 +500,7 @@ static void test_held_events(void **state)
     claim_one(f->st, &c);
     assert_int_equal(c.status, JOB_PROCESSING_OUTBOUND);
     ids_new(ev2, sizeof(ev2), "msg_", clock_now_ms());
-    struct store_step_result r2 = {
-        .job_id = c.id, .from = c.status, .to = JOB_COMPLETED, .step = JOB_STEP_OUTBOUND,
-        .filtered = c.message_output, .filtered_unchanged = true, .result_json = "{}",
-        .event_type = JOB_EVENT_OUTBOUND_COMPLETE, .event_id = ev2, .now = clock_now_ms(),
-        .event_body = "{\"marker\":2}", .webhook_url = c.webhook_url,
-        .webhook_secret = c.webhook_secret,
-    };
-    assert_int_equal(store_work_complete(f->st, &r2, 1), STORE_OK);
+    complete_with_body(f->st, &c, JOB_COMPLETED, ev2, "{\"marker\":2}");
 
     /* A restart before any claim: held rows are not due until recovery. */
     store_close(f->st);
@@ -512,14 +523,7 @@ static void test_held_events(void **state)
      * makes it due from the database, body rebuilt from the job. */
     char ev3[IDS_MAX_LEN];
     create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, ev3);
-    struct store_step_result r3 = {
-        .job_id = c.id, .from = c.status, .to = JOB_COMPLETED, .step = JOB_STEP_INBOUND,
-        .filtered = c.message_input, .filtered_unchanged = true, .result_json = "{}",
-        .event_type = JOB_EVENT_INBOUND_COMPLETE, .event_id = ev3, .now = clock_now_ms(),
-        .event_body = "{\"marker\":3}", .webhook_url = c.webhook_url,
-        .webhook_secret = c.webhook_secret,
-    };
-    assert_int_equal(store_work_complete(f->st, &r3, 1), STORE_OK);
+    complete_with_body(f->st, &c, JOB_COMPLETED, ev3, "{\"marker\":3}");
     size_t count;
     assert_int_equal(store_event_redeliver(f->st, f->project, c.id, clock_now_ms(), &count),
                      STORE_OK);
