@@ -638,6 +638,25 @@ static void count_done(void *ud, int rc)
     atomic_fetch_add(&a->done, 1);
 }
 
+/* Waits until n async creates reported, and checks none failed. */
+static void wait_all_done(struct writer_arg *a, int n)
+{
+    while (atomic_load(&a->done) < n)
+        usleep(1000);
+    assert_int_equal(atomic_load(&a->failed), 0);
+}
+
+/* The project of f holds exactly n jobs. */
+static void assert_job_total(struct fixture *f, int64_t n)
+{
+    struct store_job_summary *rows;
+    size_t got;
+    int64_t total;
+    assert_int_equal(store_job_list(f->st, f->project, 0, 0, 1, &rows, &got, &total), STORE_OK);
+    assert_int_equal(total, n);
+    store_job_summaries_free(rows, got);
+}
+
 static void test_async_creates_all_durable(void **state)
 {
     struct fixture *f = *state;
@@ -647,20 +666,13 @@ static void test_async_creates_all_durable(void **state)
         struct job j = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
         assert_int_equal(store_job_create_async(f->st, &j, count_done, &a), STORE_OK);
     }
-    while (atomic_load(&a.done) < N)
-        usleep(1000);
-    assert_int_equal(atomic_load(&a.failed), 0);
+    wait_all_done(&a, N);
     /* Reopen: every acknowledged job is there. */
     store_close(f->st);
     char err[256];
     f->st = store_open(f->path, NULL, err, sizeof(err));
     assert_non_null(f->st);
-    struct store_job_summary *rows;
-    size_t n;
-    int64_t total;
-    assert_int_equal(store_job_list(f->st, f->project, 0, 0, 1, &rows, &n, &total), STORE_OK);
-    assert_int_equal(total, N);
-    store_job_summaries_free(rows, n);
+    assert_job_total(f, N);
 }
 
 static void assert_same_str(const char *a, const char *b)
@@ -687,9 +699,7 @@ static void test_new_job_handed_over_as_stored(void **state)
         snprintf(ids[i], sizeof(ids[i]), "%s", j.id);
         assert_int_equal(store_job_create_async(f->st, &j, count_done, &a), STORE_OK);
     }
-    while (atomic_load(&a.done) < N)
-        usleep(1000);
-    assert_int_equal(atomic_load(&a.failed), 0);
+    wait_all_done(&a, N);
     struct job *jobs;
     size_t n;
     assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, 10, &jobs, &n), STORE_OK);
@@ -785,9 +795,7 @@ static void test_wal_stays_bounded(void **state)
         j.message_input = text;
         assert_int_equal(store_job_create_async(f->st, &j, count_done, &a), STORE_OK);
     }
-    while (atomic_load(&a.done) < N)
-        usleep(1000);
-    assert_int_equal(atomic_load(&a.failed), 0);
+    wait_all_done(&a, N);
     free(text);
     char wal[160];
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
@@ -798,12 +806,7 @@ static void test_wal_stays_bounded(void **state)
     fclose(fp);
     /* ~20,000 pages were written; the WAL may hold 4,000 plus a group's. */
     assert_true(size < 40L * 1024 * 1024);
-    struct store_job_summary *rows;
-    size_t n;
-    int64_t total;
-    assert_int_equal(store_job_list(f->st, f->project, 0, 0, 1, &rows, &n, &total), STORE_OK);
-    assert_int_equal(total, N);
-    store_job_summaries_free(rows, n);
+    assert_job_total(f, N);
 }
 
 static void test_secrets_sealed_at_rest(void **state)
