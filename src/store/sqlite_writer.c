@@ -402,9 +402,10 @@ int store_submit(struct store *st, struct wtask *t)
     return STORE_OK;
 }
 
-static int write_sync(struct store *st, struct wtask *tp)
+static int write_sync(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg,
+                      bool background)
 {
-    struct wtask t = *tp;
+    struct wtask t = {.fn = fn, .arg = arg, .background = background};
     int rc = store_submit(st, &t);
     if (rc != STORE_OK)
         return rc;
@@ -417,12 +418,12 @@ static int write_sync(struct store *st, struct wtask *tp)
 
 int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)
 {
-    return write_sync(st, &(struct wtask){.fn = fn, .arg = arg});
+    return write_sync(st, fn, arg, false);
 }
 
 int store_write_background(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)
 {
-    return write_sync(st, &(struct wtask){.fn = fn, .arg = arg, .background = true});
+    return write_sync(st, fn, arg, true);
 }
 
 /* ---- start and stop ---------------------------------------------------- */
