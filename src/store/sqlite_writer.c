@@ -192,16 +192,14 @@ static void *ckpt_main(void *arg)
     return NULL;
 }
 
-/* Writer thread, after a group was answered. */
+/* Writer thread, after a group was answered. The checkpoint thread runs
+ * for as long as the writer does (sqlite_writer_start/stop). */
 static void ckpt_after_commit(struct store *st)
 {
-    if (st->wal_frames >= CKPT_WRITER_FRAMES || !st->ckpt_started) {
+    if (st->wal_frames >= CKPT_WRITER_FRAMES) {
         /* SQLITE_BUSY: the checkpointer is at it; the next commit retries. */
-        if (st->wal_frames >= CKPT_FRAMES)
-            sqlite3_wal_checkpoint_v2(st->writer.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        return;
-    }
-    if (st->wal_frames >= CKPT_FRAMES) {
+        sqlite3_wal_checkpoint_v2(st->writer.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (st->wal_frames >= CKPT_FRAMES) {
         pthread_mutex_lock(&st->ckpt_mu);
         st->ckpt_wanted = true;
         pthread_cond_signal(&st->ckpt_cv);
