@@ -1,4 +1,5 @@
-/* Shared by the detector tests: the spans one rule matches in a text. */
+/* Shared by the detector tests: one rule compiled alone, and the spans it
+ * matches in a text. */
 #ifndef COLLIE_TEST_POLICY_SPANS_H
 #define COLLIE_TEST_POLICY_SPANS_H
 
@@ -7,17 +8,25 @@
 
 #include "policy/policy.h"
 
-/* Evaluates text against one rule and returns the matched spans as
- * "entity:text|entity:text" (static buffer), "" when nothing matched. */
-static const char *spans(const char *rule, const char *text)
+/* Compiles a policy of the one inbound rule (a JSON object); fails the
+ * test when it does not compile. */
+static inline struct policy *compile_one(const char *rule)
 {
-    static char out[2048];
     char doc[512];
     snprintf(doc, sizeof(doc), "{\"inbound\":[%s]}", rule);
     struct policy_error err;
     struct policy *p = policy_compile(doc, strlen(doc), &err);
     if (!p)
         fail_msg("%s: %s", err.field, err.message);
+    return p;
+}
+
+/* Evaluates text against one rule and returns the matched spans as
+ * "entity:text|entity:text" (static buffer), "" when nothing matched. */
+static inline const char *spans(const char *rule, const char *text)
+{
+    static char out[2048];
+    struct policy *p = compile_one(rule);
     struct policy_scratch *s = policy_scratch_new();
     struct policy_result r;
     assert_int_equal(policy_eval(p, s, POLICY_INBOUND, text, strlen(text), &r), 0);

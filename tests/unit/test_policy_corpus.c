@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "policy/policy.h"
+#include "policy_spans.h"
 
 #define MAX_LINES 2000
 
@@ -98,17 +99,6 @@ static size_t cp_count(const char *s, size_t n)
 struct counts {
     int tp, fp, fn;
 };
-
-static struct policy *compile_one(const char *rule)
-{
-    char doc[512];
-    snprintf(doc, sizeof(doc), "{\"inbound\":[%s]}", rule);
-    struct policy_error err;
-    struct policy *p = policy_compile(doc, strlen(doc), &err);
-    if (!p)
-        fail_msg("%s: %s", err.field, err.message);
-    return p;
-}
 
 /* Scores one span-labelled line. any_entity: the label names the detector
  * ("secret"), so a match of any entity counts. */
