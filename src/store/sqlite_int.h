@@ -50,9 +50,9 @@ struct store {
     pthread_cond_t done_cv;  /* sync callers wait for their task */
     struct wtask *head, *tail;
     bool stopping;
-    bool bg_turn; /* writer_take: the next group takes background tasks */
     bool thread_started;
     int max_batch;
+    uint64_t groups; /* transactions committed; writer thread only */
 
     /* Read pool. */
     pthread_mutex_t pool_mu;
@@ -122,13 +122,23 @@ struct wtask {
     void (*free_fn)(struct wtask *t);
     bool finished;
     /* Work nobody waits on over HTTP (pipeline results, deliveries, the
-     * sweeper): see writer_take in sqlite.c. */
+     * sweeper): see writer_take in sqlite_writer.c. */
     bool background;
+    /* When set, t runs only if `after` (queued before it) committed;
+     * otherwise t fails with after's code. store_write_chain sets it. */
+    const struct wtask *after;
     struct wtask *next;
 };
 
 /* Queues t for the writer. Returns STORE_OK or STORE_BUSY when closing. */
 int store_submit(struct store *st, struct wtask *t);
+
+/* Background work too large for one group (see writer_take): queues the n
+ * tasks t[0..n) (fn, arg set by the caller) in order, each to run only if
+ * the one before it committed, and waits for all of them. Returns how many
+ * committed, always a prefix of t; *rc is STORE_OK when all did, else the
+ * first failure's code. */
+size_t store_write_chain(struct store *st, struct wtask *t, size_t n, int *rc);
 
 /* Queues t and waits until its transaction committed; returns t's rc. */
 int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg);

@@ -226,7 +226,7 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
                 t->rc = STORE_IO;
                 continue;
             }
-            t->rc = t->fn(c, t);
+            t->rc = t->after && t->after->rc != STORE_OK ? t->after->rc : t->fn(c, t);
             if (t->rc < 0) {
                 sqlite3_step(conn_stmt(c, "ROLLBACK TO task"));
                 t->wake_work = t->wake_events = false;
@@ -249,6 +249,7 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
         wake_events |= t->wake_events;
     }
     if (rc == STORE_OK) {
+        st->groups++;
         metrics_inc(METRIC_STORE_COMMITS);
         metrics_add(METRIC_STORE_BATCHED_WRITES, (uint64_t)n);
         metrics_observe(METRIC_H_STORE_COMMIT_SECONDS, (double)(clock_mono_ns() - t0) / 1e9);
@@ -299,30 +300,30 @@ static void run_batch(struct store *st, struct wtask *batch, int n)
 }
 
 /* Takes the next group off the queue (st->mu held, queue not empty).
- * Background tasks carry many rows each (a pipeline batch, a few hundred
- * recorded attempts: milliseconds of writing), and the requests committed
- * with them would wait that long for their 202. So when requests are
- * queued, every other group leaves the background tasks for the next one:
- * requests commit without them at least half the time, and background
- * work never waits more than one group. */
+ * Every request waiting for its 202 waits for the whole group, so while
+ * requests are queued a group takes at most one background task, the
+ * oldest: background tasks are bounded in size (a pipeline batch, a chunk
+ * of recorded attempts: store_write_chain), which bounds what a request
+ * waits for beyond its own commit, and background work still advances by
+ * one task every group. With no request queued a group takes everything. */
 static struct wtask *writer_take(struct store *st, int *n_out)
 {
     bool any_fg = false;
     for (struct wtask *t = st->head; t && !any_fg; t = t->next)
         any_fg = !t->background;
-    bool skip_bg = any_fg && !st->bg_turn;
-    st->bg_turn = skip_bg; /* after skipping, their turn comes */
+    int bg_left = any_fg ? 1 : st->max_batch;
     struct wtask *batch = NULL, **bt = &batch;
     struct wtask **link = &st->head;
     struct wtask *last_kept = NULL;
     int n = 0;
     while (*link && n < st->max_batch) {
         struct wtask *t = *link;
-        if (skip_bg && t->background) {
+        if (t->background && bg_left == 0) {
             last_kept = t;
             link = &t->next;
             continue;
         }
+        bg_left -= t->background;
         *link = t->next; /* unlink into the batch */
         t->next = NULL;
         *bt = t;
@@ -412,6 +413,30 @@ static int write_sync(struct store *st, int (*fn)(struct conn *, struct wtask *)
         pthread_cond_wait(&st->done_cv, &st->mu);
     pthread_mutex_unlock(&st->mu);
     return t.rc;
+}
+
+size_t store_write_chain(struct store *st, struct wtask *t, size_t n, int *rc)
+{
+    size_t queued = 0;
+    *rc = STORE_OK;
+    for (; queued < n; queued++) {
+        t[queued].background = true;
+        t[queued].done = NULL;
+        t[queued].after = queued > 0 ? &t[queued - 1] : NULL;
+        if ((*rc = store_submit(st, &t[queued])) != STORE_OK)
+            break;
+    }
+    pthread_mutex_lock(&st->mu);
+    for (size_t i = 0; i < queued; i++)
+        while (!t[i].finished)
+            pthread_cond_wait(&st->done_cv, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    size_t committed = 0;
+    while (committed < queued && t[committed].rc == STORE_OK)
+        committed++;
+    if (committed < queued)
+        *rc = t[committed].rc;
+    return committed;
 }
 
 int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)

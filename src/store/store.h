@@ -191,8 +191,9 @@ int store_work_complete(struct store *st, const struct store_step_result *r, siz
 /* Expires due jobs (each gets a job.expired event) and deletes jobs
  * retention_ms after their expiry, at most STORE_SWEEP_BATCH of each per
  * call (a full batch means more may be waiting). *expired / *deleted
- * receive the counts. */
-#define STORE_SWEEP_BATCH 500
+ * receive the counts. The batch is small because requests committed in the
+ * same group wait for it. */
+#define STORE_SWEEP_BATCH 100
 int store_sweep(struct store *st, int64_t now, int64_t retention_ms, size_t *expired,
                 size_t *deleted);
 
@@ -241,8 +242,11 @@ struct store_attempt {
     int64_t next_attempt_at;  /* when RETRYING */
 };
 
-/* Records attempts and moves their events on, in one transaction. */
-int store_event_record(struct store *st, const struct store_attempt *a, size_t n);
+/* Records attempts and moves their events on. Large batches are written in
+ * several transactions, in order; on failure *recorded says how many of
+ * the first attempts were recorded (the rest were not). */
+int store_event_record(struct store *st, const struct store_attempt *a, size_t n,
+                       size_t *recorded);
 
 /* Latest event's delivery state of a job, for GET. STORE_NOTFOUND when the
  * job has no event yet. Strings owned by the caller (free url). */

@@ -1,7 +1,7 @@
 /* The webhook dispatcher: one thread, one curl multi handle.
  *
- * Loop: drive curl, collect finished attempts, record them in the store with
- * one store_event_record call, claim more due events when woken (or every
+ * Loop: drive curl, collect finished attempts, record them in the store
+ * (store_event_record), claim more due events when woken (or every
  * CLAIM_INTERVAL_MS as a safety net), start them, sleep in curl_multi_poll.
  *
  * Every attempt is one easy handle; connections live in the multi handle's
@@ -173,35 +173,38 @@ static void finished_outcome(struct webhook_dispatcher *d, struct finished *f, c
     }
 }
 
-/* Records every finished attempt in one store call (the store commits them
- * as one transaction). Returns true when some event reached a final state,
- * which may have made the next event of its job due. */
+/* Records every finished attempt in one store call. Returns true when some
+ * event reached a final state, which may have made the next event of its
+ * job due. */
 static bool record_finished(struct webhook_dispatcher *d)
 {
-    bool released = false;
     for (size_t i = 0; i < d->ndone; i++) {
         d->batch[i] = d->done[i].a;
         d->batch[i].error = d->done[i].error[0] ? d->done[i].error : NULL;
-        if (d->done[i].a.next != DELIVERY_RETRYING)
-            released = true;
     }
-    int rc = store_event_record(d->st, d->batch, d->ndone);
+    size_t recorded;
+    int rc = store_event_record(d->st, d->batch, d->ndone, &recorded);
+    bool released = false;
+    for (size_t i = 0; i < recorded; i++)
+        released |= d->done[i].a.next != DELIVERY_RETRYING;
     if (rc == STORE_OK) {
         d->ndone = 0;
         return released;
     }
 
-    /* Keep them for the next pass, except attempts whose lease has run out:
-     * their events are due again anyway and may be someone else's now. */
-    log_warn(MOD, "recording %zu attempts failed: %s; will retry", d->ndone, store_strerror(rc));
+    /* Keep the ones not recorded for the next pass, except attempts whose
+     * lease has run out: their events are due again anyway and may be
+     * someone else's now. */
+    log_warn(MOD, "recording %zu attempts failed: %s; will retry",
+             d->ndone - recorded, store_strerror(rc));
     int64_t now = clock_now_ms();
     size_t kept = 0;
-    for (size_t i = 0; i < d->ndone; i++)
+    for (size_t i = recorded; i < d->ndone; i++)
         if (d->done[i].a.started_at + d->lease_ms > now)
             d->done[kept++] = d->done[i];
     d->ndone = kept;
     d->record_retry_ns = clock_mono_ns() + CLAIM_INTERVAL_MS * NS_PER_MS;
-    return false;
+    return released;
 }
 
 /* ---- transfers ------------------------------------------------------------ */

@@ -258,6 +258,14 @@ static void test_list_newest_first_with_filters(void **state)
     store_job_summaries_free(rows, n);
 }
 
+/* Records one attempt, which must succeed. */
+static void record(struct fixture *f, const struct store_attempt *a)
+{
+    size_t recorded = 0;
+    assert_int_equal(store_event_record(f->st, a, 1, &recorded), STORE_OK);
+    assert_int_equal(recorded, 1);
+}
+
 static void test_combined_job_steps_and_event_order(void **state)
 {
     struct fixture *f = *state;
@@ -298,7 +306,7 @@ static void test_combined_job_steps_and_event_order(void **state)
     struct store_attempt a = {.seq = seq, .started_at = clock_now_ms(), .duration_ms = 3,
                               .status_code = 500, .next = DELIVERY_RETRYING,
                               .next_attempt_at = clock_now_ms() + 3600000};
-    assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+    record(f, &a);
     /* Retrying later: the second event still waits behind it. */
     assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 0);
@@ -317,7 +325,7 @@ static void test_combined_job_steps_and_event_order(void **state)
     store_deliveries_free(d, n);
     a.status_code = 200;
     a.next = DELIVERY_DELIVERED;
-    assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+    record(f, &a);
 
     assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
@@ -379,7 +387,7 @@ static void test_prepared_body_matches_rebuilt(void **state)
                                   .status_code = 500, .next = DELIVERY_RETRYING,
                                   .next_attempt_at = clock_now_ms()};
         store_deliveries_free(d, n);
-        assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+        record(f, &a);
 
         /* The retry's body comes from the database. */
         assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
@@ -390,7 +398,7 @@ static void test_prepared_body_matches_rebuilt(void **state)
         a.next = DELIVERY_DELIVERED;
         a.status_code = 200;
         store_deliveries_free(d, n);
-        assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+        record(f, &a);
         free(prepared);
         job_clear(&c);
     }
@@ -463,7 +471,54 @@ static void record_delivered(struct fixture *f, int64_t seq)
 {
     struct store_attempt a = {.seq = seq, .started_at = clock_now_ms(), .duration_ms = 1,
                               .status_code = 200, .next = DELIVERY_DELIVERED};
-    assert_int_equal(store_event_record(f->st, &a, 1), STORE_OK);
+    record(f, &a);
+}
+
+/* More attempts than one writer task takes are recorded in several
+ * transactions: all of them, and the events on both sides of each chunk
+ * boundary move on. */
+static void test_record_large_batch(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 150 };
+    struct job *jobs = calloc(N, sizeof(*jobs));
+    for (int i = 0; i < N; i++) {
+        jobs[i] = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
+        assert_int_equal(store_job_create(f->st, &jobs[i]), STORE_OK);
+    }
+    struct job *claimed;
+    size_t n;
+    assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, N, &claimed, &n), STORE_OK);
+    assert_int_equal(n, N);
+    for (size_t i = 0; i < n; i++)
+        complete(f->st, &claimed[i], JOB_COMPLETED, claimed[i].message_input, true);
+    for (size_t i = 0; i < n; i++)
+        job_clear(&claimed[i]);
+    free(claimed);
+
+    struct store_delivery *d;
+    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 2 * N, &d, &n), STORE_OK);
+    assert_int_equal(n, N);
+    struct store_attempt *a = calloc(N, sizeof(*a));
+    for (size_t i = 0; i < n; i++)
+        a[i] = (struct store_attempt){.seq = d[i].seq, .started_at = clock_now_ms(),
+                                      .duration_ms = 1, .status_code = 200,
+                                      .next = DELIVERY_DELIVERED};
+    store_deliveries_free(d, n);
+    size_t recorded = 0;
+    assert_int_equal(store_event_record(f->st, a, N, &recorded), STORE_OK);
+    assert_int_equal(recorded, N);
+    free(a);
+
+    assert_nothing_due(f);
+    for (int i = 0; i < N; i++) {
+        struct store_delivery_state ds;
+        assert_int_equal(store_delivery_state(f->st, jobs[i].id, &ds), STORE_OK);
+        assert_int_equal(ds.status, DELIVERY_DELIVERED);
+        assert_int_equal(ds.attempts, 1);
+        free(ds.url);
+    }
+    free(jobs);
 }
 
 /* A step's event with a prepared body is held for the dispatcher: claimed
@@ -871,6 +926,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_response_submission_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_expires_and_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_large_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_creates_all_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_stays_bounded, setup, teardown),
