@@ -36,10 +36,19 @@ start_server() {
   echo "server did not start"; cat "$WORK/server.log"; exit 1
 }
 
+# The scratch database is a few hundred MB after a creation run. On a
+# filesystem mounted with `discard` (this machine's is), deleting it sends
+# the discards at the next journal commit, and fsyncs in the meantime
+# stall for 100-350 ms (measured with fsync_probe.mjs): wait for that
+# before measuring again.
+SETTLE=${BENCH_SETTLE:-6}
 stop_server() {
   kill -TERM "$SERVER"; wait "$SERVER" || true
   rm -f "$WORK"/bench.db*
+  sync; sleep "$SETTLE"
 }
+
+disk_probe() { node bench/fsync_probe.mjs "$WORK" 5; }
 
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
@@ -68,6 +77,7 @@ creation_run() {
 if only creation; then
 echo "== job creation: wrk, ${DURATION}s, 1 KB message, synchronous=FULL commit before each 202"
 echo "   (default policy; filtering and webhook delivery to a local receiver run at the same time)"
+echo "   before: $(disk_probe)"
 for CONNS in 64 48; do
   echo "-- $CONNS connections; receiver: bench/hook_sink.c (C, libmicrohttpd: cheap, as a remote receiver would be)"
   creation_run build/hook_sink "$HOOK_PORT"
@@ -75,6 +85,7 @@ done
 CONNS=64
 echo "-- $CONNS connections; receiver: bench/receiver.mjs (Node)"
 creation_run env PORT="$HOOK_PORT" node bench/receiver.mjs
+echo "   after: $(disk_probe)"
 fi
 
 if only latency; then
