@@ -68,8 +68,10 @@ creation_run() {
   done
   echo "every created job filtered and delivered $((SECONDS - t0)) s after the run"
   curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^collie_(jobs_created|webhook_delivered|store_commits|store_writes)_total'
+  local jobs; jobs=$(metric collie_jobs_created_total)
+  echo "   written to disk by the server: $(( $(awk '/^write_bytes/ {print $2}' "/proc/$SERVER/io") / jobs )) bytes per job (WAL and checkpoints)"
   echo "   CPU per job by server thread (the 'collie' main thread compiled the default policy at start):"
-  bench/thread_cpu.sh "$SERVER" "$(metric collie_jobs_created_total)"
+  bench/thread_cpu.sh "$SERVER" "$jobs"
   stop_server
   kill "$RECEIVER"; wait "$RECEIVER" 2>/dev/null || true
 }
