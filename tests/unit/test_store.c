@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "job/view.h"
+#include "store_scratch.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/ids.h"
@@ -22,25 +23,15 @@
 #include <sqlite3.h>
 
 struct fixture {
-    char dir[64];
-    char path[128];
-    struct store *st;
+    struct scratch s;
     int64_t project, other;
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/collie-store-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
-    char err[256];
-    f->st = store_open(f->path, NULL, err, sizeof(err));
-    if (!f->st)
-        return -1;
-    if (store_project_create(f->st, "a", &f->project) != STORE_OK ||
-        store_project_create(f->st, "b", &f->other) != STORE_OK)
+    if (scratch_open(&f->s) != 0 || store_project_create(f->s.st, "a", &f->project) != STORE_OK ||
+        store_project_create(f->s.st, "b", &f->other) != STORE_OK)
         return -1;
     *state = f;
     return 0;
@@ -49,13 +40,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    store_close(f->st);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0)
-        return -1;
+    int rc = scratch_close(&f->s);
     free(f);
-    return 0;
+    return rc;
 }
 
 /* A job of the given mode owned by the test (strings are literals, so the
@@ -118,26 +105,26 @@ static void test_projects_and_keys(void **state)
 {
     struct fixture *f = *state;
     int64_t id;
-    assert_int_equal(store_project_create(f->st, "a", &id), STORE_CONSTRAINT);
-    assert_int_equal(store_project_find(f->st, "a", &id), STORE_OK);
+    assert_int_equal(store_project_create(f->s.st, "a", &id), STORE_CONSTRAINT);
+    assert_int_equal(store_project_find(f->s.st, "a", &id), STORE_OK);
     assert_int_equal(id, f->project);
-    assert_int_equal(store_project_find(f->st, "nope", &id), STORE_NOTFOUND);
+    assert_int_equal(store_project_find(f->s.st, "nope", &id), STORE_NOTFOUND);
 
     uint8_t hash[32];
     ids_sha256("clai_secret", 11, hash);
-    assert_int_equal(store_key_create(f->st, f->project, hash, "clai_secr"), STORE_OK);
+    assert_int_equal(store_key_create(f->s.st, f->project, hash, "clai_secr"), STORE_OK);
     int64_t owner = 0;
-    assert_int_equal(store_key_lookup(f->st, hash, &owner), STORE_OK);
+    assert_int_equal(store_key_lookup(f->s.st, hash, &owner), STORE_OK);
     assert_int_equal(owner, f->project);
     struct store_key_info *keys;
     size_t n;
-    assert_int_equal(store_key_list(f->st, f->project, &keys, &n), STORE_OK);
+    assert_int_equal(store_key_list(f->s.st, f->project, &keys, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(keys[0].prefix, "clai_secr");
     free(keys);
-    assert_int_equal(store_key_revoke(f->st, f->project, "clai_secr"), STORE_OK);
-    assert_int_equal(store_key_lookup(f->st, hash, &owner), STORE_NOTFOUND);
-    assert_int_equal(store_key_revoke(f->st, f->project, "clai_secr"), STORE_NOTFOUND);
+    assert_int_equal(store_key_revoke(f->s.st, f->project, "clai_secr"), STORE_OK);
+    assert_int_equal(store_key_lookup(f->s.st, hash, &owner), STORE_NOTFOUND);
+    assert_int_equal(store_key_revoke(f->s.st, f->project, "clai_secr"), STORE_NOTFOUND);
 }
 
 static void test_policy_versions(void **state)
@@ -145,19 +132,19 @@ static void test_policy_versions(void **state)
     struct fixture *f = *state;
     char *json;
     int64_t v;
-    assert_int_equal(store_policy_get(f->st, f->project, &json, &v), STORE_OK);
+    assert_int_equal(store_policy_get(f->s.st, f->project, &json, &v), STORE_OK);
     assert_null(json);
     assert_int_equal(v, 0);
-    assert_int_equal(store_policy_set(f->st, f->project, "{\"inbound\":[]}", &v), STORE_OK);
+    assert_int_equal(store_policy_set(f->s.st, f->project, "{\"inbound\":[]}", &v), STORE_OK);
     assert_int_equal(v, 1);
-    assert_int_equal(store_policy_set(f->st, f->project, "{\"outbound\":[]}", &v), STORE_OK);
+    assert_int_equal(store_policy_set(f->s.st, f->project, "{\"outbound\":[]}", &v), STORE_OK);
     assert_int_equal(v, 2);
-    assert_int_equal(store_policy_version(f->st, f->project, &v), STORE_OK);
+    assert_int_equal(store_policy_version(f->s.st, f->project, &v), STORE_OK);
     assert_int_equal(v, 2);
-    assert_int_equal(store_policy_get(f->st, f->project, &json, &v), STORE_OK);
+    assert_int_equal(store_policy_get(f->s.st, f->project, &json, &v), STORE_OK);
     assert_string_equal(json, "{\"outbound\":[]}");
     free(json);
-    assert_int_equal(store_policy_version(f->st, f->other, &v), STORE_OK);
+    assert_int_equal(store_policy_version(f->s.st, f->other, &v), STORE_OK);
     assert_int_equal(v, 0);
 }
 
@@ -165,9 +152,9 @@ static void test_job_round_trip_and_isolation(void **state)
 {
     struct fixture *f = *state;
     struct job j = make_job(f->project, JOB_MODE_COMBINED, clock_now_ms());
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
     struct job got;
-    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_int_equal(store_job_get(f->s.st, f->project, j.id, &got), STORE_OK);
     assert_string_equal(got.id, j.id);
     assert_int_equal(got.status, JOB_PENDING);
     assert_int_equal(got.mode, JOB_MODE_COMBINED);
@@ -178,7 +165,7 @@ static void test_job_round_trip_and_isolation(void **state)
     assert_null(got.filtered_input);
     assert_int_equal(got.completed_at, 0);
     job_clear(&got);
-    assert_int_equal(store_job_get(f->st, f->other, j.id, &got), STORE_NOTFOUND);
+    assert_int_equal(store_job_get(f->s.st, f->other, j.id, &got), STORE_NOTFOUND);
 }
 
 static void test_idempotency_key(void **state)
@@ -188,25 +175,25 @@ static void test_idempotency_key(void **state)
     struct job j = make_job(f->project, JOB_MODE_INPUT, now);
     j.idempotency_key = "key-1";
     j.request_hash = "abc";
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
     struct job again = make_job(f->project, JOB_MODE_INPUT, now);
     again.idempotency_key = "key-1";
     again.request_hash = "abc";
-    assert_int_equal(store_job_create(f->st, &again), STORE_CONSTRAINT);
+    assert_int_equal(store_job_create(f->s.st, &again), STORE_CONSTRAINT);
     /* The failed create left nothing behind. */
     struct job got;
-    assert_int_equal(store_job_get(f->st, f->project, again.id, &got), STORE_NOTFOUND);
+    assert_int_equal(store_job_get(f->s.st, f->project, again.id, &got), STORE_NOTFOUND);
     /* The same key in another project is another key. */
     again.project_id = f->other;
-    assert_int_equal(store_job_create(f->st, &again), STORE_OK);
+    assert_int_equal(store_job_create(f->s.st, &again), STORE_OK);
 
-    assert_int_equal(store_job_find_idempotent(f->st, f->project, "key-1", now - 1000, &got),
+    assert_int_equal(store_job_find_idempotent(f->s.st, f->project, "key-1", now - 1000, &got),
                      STORE_OK);
     assert_string_equal(got.id, j.id);
     assert_string_equal(got.request_hash, "abc");
     job_clear(&got);
     /* Outside the window it is not found. */
-    assert_int_equal(store_job_find_idempotent(f->st, f->project, "key-1", now + 1, &got),
+    assert_int_equal(store_job_find_idempotent(f->s.st, f->project, "key-1", now + 1, &got),
                      STORE_NOTFOUND);
 }
 
@@ -217,19 +204,19 @@ static void test_list_newest_first_with_filters(void **state)
     for (int i = 0; i < 5; i++) {
         struct job j = make_job(f->project, i < 2 ? JOB_MODE_INPUT_ONLY : JOB_MODE_INPUT,
                                 clock_now_ms());
-        assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+        assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
         strcpy(ids[i], j.id);
     }
     struct store_job_summary *rows;
     size_t n;
     int64_t total;
-    assert_int_equal(store_job_list(f->st, f->project, 0, 0, 3, &rows, &n, &total), STORE_OK);
+    assert_int_equal(store_job_list(f->s.st, f->project, 0, 0, 3, &rows, &n, &total), STORE_OK);
     assert_int_equal(total, 5);
     assert_int_equal(n, 3);
     assert_string_equal(rows[0].id, ids[4]);
     assert_string_equal(rows[2].id, ids[2]);
     store_job_summaries_free(rows, n);
-    assert_int_equal(store_job_list(f->st, f->project, 0, 3, 3, &rows, &n, &total), STORE_OK);
+    assert_int_equal(store_job_list(f->s.st, f->project, 0, 3, 3, &rows, &n, &total), STORE_OK);
     assert_int_equal(n, 2);
     assert_string_equal(rows[1].id, ids[0]);
     store_job_summaries_free(rows, n);
@@ -237,23 +224,23 @@ static void test_list_newest_first_with_filters(void **state)
     /* Run the two inbound_only jobs to completion, then filter. */
     for (int k = 0; k < 5; k++) {
         struct job c;
-        claim_one(f->st, &c);
-        complete(f->st, &c, job_status_after_inbound(c.mode, false), c.message_input, true);
+        claim_one(f->s.st, &c);
+        complete(f->s.st, &c, job_status_after_inbound(c.mode, false), c.message_input, true);
         job_clear(&c);
     }
-    assert_int_equal(store_job_list(f->st, f->project, 1u << JOB_COMPLETED, 0, 10, &rows, &n,
+    assert_int_equal(store_job_list(f->s.st, f->project, 1u << JOB_COMPLETED, 0, 10, &rows, &n,
                                     &total),
                      STORE_OK);
     assert_int_equal(total, 2);
     store_job_summaries_free(rows, n);
-    assert_int_equal(store_job_list(f->st, f->project, 1u << JOB_AWAITING_RESPONSE, 0, 10, &rows,
+    assert_int_equal(store_job_list(f->s.st, f->project, 1u << JOB_AWAITING_RESPONSE, 0, 10, &rows,
                                     &n, &total),
                      STORE_OK);
     assert_int_equal(total, 3);
     assert_int_equal(n, 3);
     assert_string_equal(rows[0].metadata_json, "{\"k\":1}");
     store_job_summaries_free(rows, n);
-    assert_int_equal(store_job_list(f->st, f->other, 0, 0, 10, &rows, &n, &total), STORE_OK);
+    assert_int_equal(store_job_list(f->s.st, f->other, 0, 0, 10, &rows, &n, &total), STORE_OK);
     assert_int_equal(total, 0);
     store_job_summaries_free(rows, n);
 }
@@ -262,7 +249,7 @@ static void test_list_newest_first_with_filters(void **state)
 static void record(struct fixture *f, const struct store_attempt *a)
 {
     size_t recorded = 0;
-    assert_int_equal(store_event_record(f->st, a, 1, &recorded), STORE_OK);
+    assert_int_equal(store_event_record(f->s.st, a, 1, &recorded), STORE_OK);
     assert_int_equal(recorded, 1);
 }
 
@@ -270,21 +257,21 @@ static void test_combined_job_steps_and_event_order(void **state)
 {
     struct fixture *f = *state;
     struct job j = make_job(f->project, JOB_MODE_COMBINED, clock_now_ms());
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
 
     struct job c;
-    claim_one(f->st, &c);
+    claim_one(f->s.st, &c);
     assert_int_equal(c.status, JOB_PROCESSING_INBOUND);
-    complete(f->st, &c, JOB_PROCESSING_OUTBOUND, "input [REDACTED:X]", false);
+    complete(f->s.st, &c, JOB_PROCESSING_OUTBOUND, "input [REDACTED:X]", false);
     job_clear(&c);
-    claim_one(f->st, &c);
+    claim_one(f->s.st, &c);
     assert_int_equal(c.status, JOB_PROCESSING_OUTBOUND);
     assert_string_equal(c.filtered_input, "input [REDACTED:X]");
-    complete(f->st, &c, JOB_COMPLETED, "output text", true);
+    complete(f->s.st, &c, JOB_COMPLETED, "output text", true);
     job_clear(&c);
 
     struct job got;
-    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_int_equal(store_job_get(f->s.st, f->project, j.id, &got), STORE_OK);
     assert_int_equal(got.status, JOB_COMPLETED);
     assert_true(got.completed_at > 0);
     assert_string_equal(got.filtered_output, "output text"); /* stored once, read back */
@@ -293,14 +280,14 @@ static void test_combined_job_steps_and_event_order(void **state)
     /* Two events, but only the first is deliverable until it is done. */
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
     assert_non_null(strstr(d[0].payload, "\"status\":\"processing_outbound\""));
     assert_non_null(strstr(d[0].payload, "input [REDACTED:X]"));
     int64_t seq = d[0].seq;
     store_deliveries_free(d, n);
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 0);
 
     struct store_attempt a = {.seq = seq, .started_at = clock_now_ms(), .duration_ms = 3,
@@ -308,17 +295,17 @@ static void test_combined_job_steps_and_event_order(void **state)
                               .next_attempt_at = clock_now_ms() + 3600000};
     record(f, &a);
     /* Retrying later: the second event still waits behind it. */
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 0);
     struct store_delivery_state ds;
-    assert_int_equal(store_delivery_state(f->st, j.id, &ds), STORE_OK);
+    assert_int_equal(store_delivery_state(f->s.st, j.id, &ds), STORE_OK);
     free(ds.url);
 
     /* Redelivery makes it due now. */
     size_t count;
-    assert_int_equal(store_event_redeliver(f->st, f->project, j.id, clock_now_ms(), &count),
+    assert_int_equal(store_event_redeliver(f->s.st, f->project, j.id, clock_now_ms(), &count),
                      STORE_OK);
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_int_equal(d[0].seq, seq);
     assert_int_equal(d[0].attempts, 1);
@@ -327,12 +314,12 @@ static void test_combined_job_steps_and_event_order(void **state)
     a.next = DELIVERY_DELIVERED;
     record(f, &a);
 
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_OUTBOUND_COMPLETE));
     assert_non_null(strstr(d[0].payload, "\"filtered_content\":\"output text\""));
     store_deliveries_free(d, n);
-    assert_int_equal(store_event_redeliver(f->st, f->other, j.id, clock_now_ms(), &count),
+    assert_int_equal(store_event_redeliver(f->s.st, f->other, j.id, clock_now_ms(), &count),
                      STORE_NOTFOUND);
 }
 
@@ -342,8 +329,8 @@ static void create_and_claim(struct fixture *f, enum job_mode mode, struct job *
                              char event_id[IDS_MAX_LEN])
 {
     struct job j = make_job(f->project, mode, clock_now_ms());
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
-    claim_one(f->st, c);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
+    claim_one(f->s.st, c);
     ids_new(event_id, IDS_MAX_LEN, "msg_", clock_now_ms());
 }
 
@@ -374,11 +361,11 @@ static void test_prepared_body_matches_rebuilt(void **state)
         r.event_body = prepared;
         r.webhook_url = c.webhook_url;
         r.webhook_secret = c.webhook_secret;
-        assert_int_equal(store_work_complete(f->st, &r, 1), STORE_OK);
+        assert_int_equal(store_work_complete(f->s.st, &r, 1), STORE_OK);
 
         struct store_delivery *d;
         size_t n;
-        assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
         assert_int_equal(n, 1);
         assert_string_equal(d[0].payload, prepared);
         assert_string_equal(d[0].url, c.webhook_url);
@@ -390,7 +377,7 @@ static void test_prepared_body_matches_rebuilt(void **state)
         record(f, &a);
 
         /* The retry's body comes from the database. */
-        assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
         assert_int_equal(n, 1);
         assert_string_equal(d[0].payload, prepared);
         assert_string_equal(d[0].secret, c.webhook_secret);
@@ -415,10 +402,10 @@ static void test_prepared_body_matches_rebuilt(void **state)
         .event_body = "{\"marker\":1}", .webhook_url = "https://m.example/h",
         .webhook_secret = c.webhook_secret,
     };
-    assert_int_equal(store_work_complete(f->st, &r, 1), STORE_OK);
+    assert_int_equal(store_work_complete(f->s.st, &r, 1), STORE_OK);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].payload, "{\"marker\":1}");
     assert_string_equal(d[0].url, "https://m.example/h");
@@ -449,7 +436,7 @@ static int64_t claim_event(struct fixture *f, const char *event_id, const char *
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, event_id);
     if (payload)
@@ -463,7 +450,7 @@ static void assert_nothing_due(struct fixture *f)
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 0);
 }
 
@@ -484,20 +471,20 @@ static void test_record_large_batch(void **state)
     struct job *jobs = calloc(N, sizeof(*jobs));
     for (int i = 0; i < N; i++) {
         jobs[i] = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
-        assert_int_equal(store_job_create(f->st, &jobs[i]), STORE_OK);
+        assert_int_equal(store_job_create(f->s.st, &jobs[i]), STORE_OK);
     }
     struct job *claimed;
     size_t n;
-    assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, N, &claimed, &n), STORE_OK);
+    assert_int_equal(store_work_claim(f->s.st, clock_now_ms(), 60000, N, &claimed, &n), STORE_OK);
     assert_int_equal(n, N);
     for (size_t i = 0; i < n; i++)
-        complete(f->st, &claimed[i], JOB_COMPLETED, claimed[i].message_input, true);
+        complete(f->s.st, &claimed[i], JOB_COMPLETED, claimed[i].message_input, true);
     for (size_t i = 0; i < n; i++)
         job_clear(&claimed[i]);
     free(claimed);
 
     struct store_delivery *d;
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 2 * N, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 2 * N, &d, &n), STORE_OK);
     assert_int_equal(n, N);
     struct store_attempt *a = calloc(N, sizeof(*a));
     for (size_t i = 0; i < n; i++)
@@ -506,14 +493,14 @@ static void test_record_large_batch(void **state)
                                       .next = DELIVERY_DELIVERED};
     store_deliveries_free(d, n);
     size_t recorded = 0;
-    assert_int_equal(store_event_record(f->st, a, N, &recorded), STORE_OK);
+    assert_int_equal(store_event_record(f->s.st, a, N, &recorded), STORE_OK);
     assert_int_equal(recorded, N);
     free(a);
 
     assert_nothing_due(f);
     for (int i = 0; i < N; i++) {
         struct store_delivery_state ds;
-        assert_int_equal(store_delivery_state(f->st, jobs[i].id, &ds), STORE_OK);
+        assert_int_equal(store_delivery_state(f->s.st, jobs[i].id, &ds), STORE_OK);
         assert_int_equal(ds.status, DELIVERY_DELIVERED);
         assert_int_equal(ds.attempts, 1);
         free(ds.url);
@@ -541,10 +528,10 @@ static void test_held_events(void **state)
     char *body = job_event_body_after_step(&c, &r);
     assert_non_null(body);
     r.event_body = body;
-    assert_int_equal(store_work_complete(f->st, &r, 1), STORE_OK);
+    assert_int_equal(store_work_complete(f->s.st, &r, 1), STORE_OK);
 
     struct store_delivery_state ds;
-    assert_int_equal(store_delivery_state(f->st, c.id, &ds), STORE_OK);
+    assert_int_equal(store_delivery_state(f->s.st, c.id, &ds), STORE_OK);
     assert_int_equal(ds.status, DELIVERY_PENDING);
     assert_int_equal(ds.next_attempt_at, r.now);
     assert_int_equal(ds.attempts, 0);
@@ -552,18 +539,18 @@ static void test_held_events(void **state)
     job_clear(&c);
 
     /* The outbound step's event: not held, since the first is undelivered. */
-    claim_one(f->st, &c);
+    claim_one(f->s.st, &c);
     assert_int_equal(c.status, JOB_PROCESSING_OUTBOUND);
     ids_new(ev2, sizeof(ev2), "msg_", clock_now_ms());
-    complete_with_body(f->st, &c, JOB_COMPLETED, ev2, "{\"marker\":2}");
+    complete_with_body(f->s.st, &c, JOB_COMPLETED, ev2, "{\"marker\":2}");
 
     /* A restart before any claim: held rows are not due until recovery. */
-    store_close(f->st);
+    store_close(f->s.st);
     char err[256];
-    f->st = store_open(f->path, NULL, err, sizeof(err));
-    assert_non_null(f->st);
+    f->s.st = store_open(f->s.path, NULL, err, sizeof(err));
+    assert_non_null(f->s.st);
     assert_nothing_due(f);
-    assert_int_equal(store_recover(f->st, clock_now_ms()), STORE_OK);
+    assert_int_equal(store_recover(f->s.st, clock_now_ms()), STORE_OK);
     int64_t seq = claim_event(f, ev1, body); /* rebuilt from the job: the same bytes */
     assert_nothing_due(f);                   /* the second waits behind it */
     record_delivered(f, seq);
@@ -578,22 +565,22 @@ static void test_held_events(void **state)
      * makes it due from the database, body rebuilt from the job. */
     char ev3[IDS_MAX_LEN];
     create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, ev3);
-    complete_with_body(f->st, &c, JOB_COMPLETED, ev3, "{\"marker\":3}");
+    complete_with_body(f->s.st, &c, JOB_COMPLETED, ev3, "{\"marker\":3}");
     size_t count;
-    assert_int_equal(store_event_redeliver(f->st, f->project, c.id, clock_now_ms(), &count),
+    assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
                      STORE_OK);
     seq = claim_event(f, ev3, "{\"marker\":3}");
     assert_nothing_due(f);
-    assert_int_equal(store_event_redeliver(f->st, f->project, c.id, clock_now_ms(), &count),
+    assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
                      STORE_OK);
     assert_nothing_due(f);
     record_delivered(f, seq);
-    assert_int_equal(store_event_redeliver(f->st, f->project, c.id, clock_now_ms(), &count),
+    assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
                      STORE_OK);
     assert_int_equal(count, 1);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, ev3);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
@@ -605,17 +592,17 @@ static void test_response_submission_states(void **state)
 {
     struct fixture *f = *state;
     struct job j = make_job(f->project, JOB_MODE_INPUT, clock_now_ms());
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
     int64_t now = clock_now_ms();
-    assert_int_equal(store_job_submit_response(f->st, f->project, j.id, "r", now), STORE_STATE);
+    assert_int_equal(store_job_submit_response(f->s.st, f->project, j.id, "r", now), STORE_STATE);
     struct job c;
-    claim_one(f->st, &c);
-    complete(f->st, &c, JOB_AWAITING_RESPONSE, c.message_input, true);
+    claim_one(f->s.st, &c);
+    complete(f->s.st, &c, JOB_AWAITING_RESPONSE, c.message_input, true);
     job_clear(&c);
-    assert_int_equal(store_job_submit_response(f->st, f->other, j.id, "r", now), STORE_NOTFOUND);
-    assert_int_equal(store_job_submit_response(f->st, f->project, j.id, "llm says", now), STORE_OK);
-    assert_int_equal(store_job_submit_response(f->st, f->project, j.id, "again", now), STORE_STATE);
-    claim_one(f->st, &c);
+    assert_int_equal(store_job_submit_response(f->s.st, f->other, j.id, "r", now), STORE_NOTFOUND);
+    assert_int_equal(store_job_submit_response(f->s.st, f->project, j.id, "llm says", now), STORE_OK);
+    assert_int_equal(store_job_submit_response(f->s.st, f->project, j.id, "again", now), STORE_STATE);
+    claim_one(f->s.st, &c);
     assert_int_equal(c.status, JOB_PROCESSING_OUTBOUND);
     assert_string_equal(c.message_output, "llm says");
     job_clear(&c);
@@ -627,53 +614,53 @@ static void test_sweep_expires_and_deletes(void **state)
     int64_t now = clock_now_ms();
     struct job j = make_job(f->project, JOB_MODE_INPUT, now - 10000);
     j.expires_at = now - 5000;
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
     /* Expired jobs are not handed to workers. */
     struct job *jobs;
     size_t n;
-    assert_int_equal(store_work_claim(f->st, now, 60000, 8, &jobs, &n), STORE_OK);
+    assert_int_equal(store_work_claim(f->s.st, now, 60000, 8, &jobs, &n), STORE_OK);
     assert_int_equal(n, 0);
     size_t expired, deleted;
-    assert_int_equal(store_sweep(f->st, now, 3600000, &expired, &deleted), STORE_OK);
+    assert_int_equal(store_sweep(f->s.st, now, 3600000, &expired, &deleted), STORE_OK);
     assert_int_equal(expired, 1);
     assert_int_equal(deleted, 0);
     struct job got;
-    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_int_equal(store_job_get(f->s.st, f->project, j.id, &got), STORE_OK);
     assert_int_equal(got.status, JOB_EXPIRED);
     job_clear(&got);
     struct store_delivery *d;
-    assert_int_equal(store_event_claim(f->st, now, 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, now, 30000, 10, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_EXPIRED));
     store_deliveries_free(d, n);
     /* Retention: gone (with its events) once expiry is retention_ms old. */
-    assert_int_equal(store_sweep(f->st, now, 1000, &expired, &deleted), STORE_OK);
+    assert_int_equal(store_sweep(f->s.st, now, 1000, &expired, &deleted), STORE_OK);
     assert_int_equal(deleted, 1);
-    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_NOTFOUND);
+    assert_int_equal(store_job_get(f->s.st, f->project, j.id, &got), STORE_NOTFOUND);
 }
 
 static void test_recover_requeues_and_locks(void **state)
 {
     struct fixture *f = *state;
     struct job j = make_job(f->project, JOB_MODE_LEGACY, clock_now_ms());
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
     /* A restart: the in-memory queue is gone with the process. */
-    store_close(f->st);
+    store_close(f->s.st);
     char err[256];
-    f->st = store_open(f->path, NULL, err, sizeof(err));
-    assert_non_null(f->st);
+    f->s.st = store_open(f->s.path, NULL, err, sizeof(err));
+    assert_non_null(f->s.st);
     struct job *jobs;
     size_t n;
-    assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, 8, &jobs, &n), STORE_OK);
+    assert_int_equal(store_work_claim(f->s.st, clock_now_ms(), 60000, 8, &jobs, &n), STORE_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(store_recover(f->st, clock_now_ms()), STORE_OK);
-    assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, 8, &jobs, &n), STORE_OK);
+    assert_int_equal(store_recover(f->s.st, clock_now_ms()), STORE_OK);
+    assert_int_equal(store_work_claim(f->s.st, clock_now_ms(), 60000, 8, &jobs, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(jobs[0].id, j.id);
     job_clear(&jobs[0]);
     free(jobs);
     /* A second server on the same file is refused. */
-    struct store *second = store_open(f->path, NULL, err, sizeof(err));
+    struct store *second = store_open(f->s.path, NULL, err, sizeof(err));
     assert_non_null(second);
     assert_int_equal(store_recover(second, clock_now_ms()), STORE_BUSY);
     store_close(second);
@@ -707,7 +694,7 @@ static void assert_job_total(struct fixture *f, int64_t n)
     struct store_job_summary *rows;
     size_t got;
     int64_t total;
-    assert_int_equal(store_job_list(f->st, f->project, 0, 0, 1, &rows, &got, &total), STORE_OK);
+    assert_int_equal(store_job_list(f->s.st, f->project, 0, 0, 1, &rows, &got, &total), STORE_OK);
     assert_int_equal(total, n);
     store_job_summaries_free(rows, got);
 }
@@ -719,14 +706,14 @@ static void test_async_creates_all_durable(void **state)
     enum { N = 500 };
     for (int i = 0; i < N; i++) {
         struct job j = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
-        assert_int_equal(store_job_create_async(f->st, &j, count_done, &a), STORE_OK);
+        assert_int_equal(store_job_create_async(f->s.st, &j, count_done, &a), STORE_OK);
     }
     wait_all_done(&a, N);
     /* Reopen: every acknowledged job is there. */
-    store_close(f->st);
+    store_close(f->s.st);
     char err[256];
-    f->st = store_open(f->path, NULL, err, sizeof(err));
-    assert_non_null(f->st);
+    f->s.st = store_open(f->s.path, NULL, err, sizeof(err));
+    assert_non_null(f->s.st);
     assert_job_total(f, N);
 }
 
@@ -752,17 +739,17 @@ static void test_new_job_handed_over_as_stored(void **state)
                                 clock_now_ms());
         j.metadata_json = i == 2 ? NULL : "{\"k\":1}";
         snprintf(ids[i], sizeof(ids[i]), "%s", j.id);
-        assert_int_equal(store_job_create_async(f->st, &j, count_done, &a), STORE_OK);
+        assert_int_equal(store_job_create_async(f->s.st, &j, count_done, &a), STORE_OK);
     }
     wait_all_done(&a, N);
     struct job *jobs;
     size_t n;
-    assert_int_equal(store_work_claim(f->st, clock_now_ms(), 60000, 10, &jobs, &n), STORE_OK);
+    assert_int_equal(store_work_claim(f->s.st, clock_now_ms(), 60000, 10, &jobs, &n), STORE_OK);
     assert_int_equal(n, N);
     for (size_t i = 0; i < n; i++) {
         struct job db;
         assert_string_equal(jobs[i].id, ids[i]);
-        assert_int_equal(store_job_get(f->st, f->project, jobs[i].id, &db), STORE_OK);
+        assert_int_equal(store_job_get(f->s.st, f->project, jobs[i].id, &db), STORE_OK);
         assert_int_equal(jobs[i].status, job_status_on_claim(db.status, db.mode));
         assert_int_equal(jobs[i].project_id, db.project_id);
         assert_int_equal(jobs[i].mode, db.mode);
@@ -803,10 +790,10 @@ static void test_schema_1_upgraded(void **state)
 {
     struct fixture *f = *state;
     struct job j = make_job(f->project, JOB_MODE_INPUT, clock_now_ms());
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
-    store_close(f->st);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
+    store_close(f->s.st);
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "CREATE INDEX jobs_due ON jobs(seq) WHERE status IN (0, 1, 3);"
                                   "PRAGMA user_version = 1;",
@@ -815,18 +802,18 @@ static void test_schema_1_upgraded(void **state)
     sqlite3_close(db);
 
     char err[256];
-    f->st = store_open(f->path, NULL, err, sizeof(err));
-    assert_non_null(f->st);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_due'"),
+    f->s.st = store_open(f->s.path, NULL, err, sizeof(err));
+    assert_non_null(f->s.st);
+    assert_int_equal(sql_int(f->s.path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(f->s.path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_due'"),
                      0);
     struct job got;
-    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_int_equal(store_job_get(f->s.st, f->project, j.id, &got), STORE_OK);
     job_clear(&got);
     /* The job is still due after a restart (found through jobs_by_expiry). */
-    assert_int_equal(store_recover(f->st, clock_now_ms()), STORE_OK);
+    assert_int_equal(store_recover(f->s.st, clock_now_ms()), STORE_OK);
     struct job c;
-    claim_one(f->st, &c);
+    claim_one(f->s.st, &c);
     assert_string_equal(c.id, j.id);
     job_clear(&c);
 }
@@ -848,12 +835,12 @@ static void test_wal_stays_bounded(void **state)
     for (int i = 0; i < N; i++) {
         struct job j = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
         j.message_input = text;
-        assert_int_equal(store_job_create_async(f->st, &j, count_done, &a), STORE_OK);
+        assert_int_equal(store_job_create_async(f->s.st, &j, count_done, &a), STORE_OK);
     }
     wait_all_done(&a, N);
     free(text);
     char wal[160];
-    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    snprintf(wal, sizeof(wal), "%s-wal", f->s.path);
     FILE *fp = fopen(wal, "rb");
     assert_non_null(fp);
     fseek(fp, 0, SEEK_END);
@@ -867,25 +854,25 @@ static void test_wal_stays_bounded(void **state)
 static void test_secrets_sealed_at_rest(void **state)
 {
     struct fixture *f = *state;
-    store_close(f->st);
+    store_close(f->s.st);
     uint8_t key[SECRETBOX_KEY_LEN], other[SECRETBOX_KEY_LEN];
     memset(key, 7, sizeof(key));
     memset(other, 9, sizeof(other));
     struct secretbox *box = secretbox_new(key), *wrong = secretbox_new(other);
     struct store_options o = {.synchronous_full = true, .box = box};
     char err[256];
-    f->st = store_open(f->path, &o, err, sizeof(err));
-    assert_non_null(f->st);
+    f->s.st = store_open(f->s.path, &o, err, sizeof(err));
+    assert_non_null(f->s.st);
     struct job j = make_job(f->project, JOB_MODE_INPUT, clock_now_ms());
-    assert_int_equal(store_job_create(f->st, &j), STORE_OK);
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
     struct job got;
-    assert_int_equal(store_job_get(f->st, f->project, j.id, &got), STORE_OK);
+    assert_int_equal(store_job_get(f->s.st, f->project, j.id, &got), STORE_OK);
     assert_string_equal(got.webhook_secret, j.webhook_secret);
     job_clear(&got);
 
     /* On disk it is sealed. */
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT webhook_secret FROM jobs WHERE id = ?1", -1,
                                         &s, NULL),
@@ -899,16 +886,16 @@ static void test_secrets_sealed_at_rest(void **state)
     sqlite3_close(db);
 
     /* Another key cannot open this database. */
-    store_close(f->st);
+    store_close(f->s.st);
     o.box = wrong;
-    f->st = store_open(f->path, &o, err, sizeof(err));
-    assert_null(f->st);
+    f->s.st = store_open(f->s.path, &o, err, sizeof(err));
+    assert_null(f->s.st);
     assert_non_null(strstr(err, "secret key"));
     o.box = box;
-    f->st = store_open(f->path, &o, err, sizeof(err));
-    assert_non_null(f->st);
-    store_close(f->st);
-    f->st = store_open(f->path, NULL, err, sizeof(err)); /* teardown closes it before the boxes go */
+    f->s.st = store_open(f->s.path, &o, err, sizeof(err));
+    assert_non_null(f->s.st);
+    store_close(f->s.st);
+    f->s.st = store_open(f->s.path, NULL, err, sizeof(err)); /* teardown closes it before the boxes go */
     secretbox_free(box);
     secretbox_free(wrong);
 }

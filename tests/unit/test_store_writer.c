@@ -15,26 +15,17 @@
 #include <unistd.h>
 
 #include "store/sqlite_int.h"
+#include "store_scratch.h"
 
 struct fixture {
-    char dir[64];
-    char path[128];
-    struct store *st;
+    struct scratch s;
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/collie-writer-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (scratch_open(&f->s) != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
-    char err[256];
-    f->st = store_open(f->path, NULL, err, sizeof(err));
-    if (!f->st) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
     *state = f;
     return 0;
 }
@@ -42,13 +33,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    store_close(f->st);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0)
-        return -1;
+    int rc = scratch_close(&f->s);
     free(f);
-    return 0;
+    return rc;
 }
 
 /* A task that notes which group (commit number) ran it, and optionally
@@ -133,12 +120,12 @@ static void close_gate(struct store *st, struct wtask *gate)
 
 static bool meta_has(struct fixture *f, const char *name)
 {
-    struct conn *c = store_reader(f->st);
+    struct conn *c = store_reader(f->s.st);
     sqlite3_stmt *s = conn_stmt(c, "SELECT 1 FROM meta WHERE name = ?1");
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     bool found = sqlite3_step(s) == SQLITE_ROW;
     sqlite3_reset(s);
-    store_reader_put(f->st, c);
+    store_reader_put(f->s.st, c);
     return found;
 }
 
@@ -152,12 +139,12 @@ static void test_requests_wait_for_one_background_task(void **state)
     memset(bg, 0, sizeof(bg));
     memset(fg, 0, sizeof(fg));
     atomic_store(&finished, 0);
-    close_gate(f->st, &gate);
-    submit(f->st, &bg[0], true);
-    submit(f->st, &bg[1], true);
-    submit(f->st, &fg[0], false);
-    submit(f->st, &bg[2], true);
-    submit(f->st, &fg[1], false);
+    close_gate(f->s.st, &gate);
+    submit(f->s.st, &bg[0], true);
+    submit(f->s.st, &bg[1], true);
+    submit(f->s.st, &fg[0], false);
+    submit(f->s.st, &bg[2], true);
+    submit(f->s.st, &fg[1], false);
     atomic_store(&gate_state, 2);
     while (atomic_load(&finished) < 6)
         usleep(1000);
@@ -183,10 +170,10 @@ static void test_background_advances_every_group(void **state)
     for (int i = 0; i + 1 < N; i++)
         fg[i].relay = &fg[i + 1];
     atomic_store(&finished, 0);
-    close_gate(f->st, &gate);
+    close_gate(f->s.st, &gate);
     for (int i = 0; i < N; i++)
-        submit(f->st, &bg[i], true);
-    submit(f->st, &fg[0], false);
+        submit(f->s.st, &bg[i], true);
+    submit(f->s.st, &fg[0], false);
     atomic_store(&gate_state, 2);
     while (atomic_load(&finished) < 1 + 2 * N)
         usleep(1000);
@@ -210,7 +197,7 @@ static void test_chain_stops_at_first_failure(void **state)
         t[i].arg = &p[i];
     }
     int rc;
-    assert_int_equal(store_write_chain(f->st, t, 3, &rc), 1);
+    assert_int_equal(store_write_chain(f->s.st, t, 3, &rc), 1);
     assert_int_equal(rc, STORE_IO);
     assert_true(p[1].group > 0);
     assert_int_equal(p[2].group, 0); /* never ran */
@@ -224,7 +211,7 @@ static void test_chain_stops_at_first_failure(void **state)
         t[i].fn = probe_fn;
         t[i].arg = &q[i];
     }
-    assert_int_equal(store_write_chain(f->st, t, 2, &rc), 2);
+    assert_int_equal(store_write_chain(f->s.st, t, 2, &rc), 2);
     assert_int_equal(rc, STORE_OK);
     assert_true(meta_has(f, "ok-a") && meta_has(f, "ok-b"));
 }
