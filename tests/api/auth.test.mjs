@@ -1,30 +1,24 @@
 // SPEC 2: authentication and project isolation.
 
-import { test, before, after, describe } from 'node:test';
+import { test, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { startCollie, createProject, createKey, runCli } from './lib/server.mjs';
+import { createProject, createKey, runCli } from './lib/server.mjs';
 import { waitUntil } from './lib/wait.mjs';
-import { startReceiver } from './lib/receiver.mjs';
 import { Client, assertError, request } from './lib/client.mjs';
+import { useCollie } from './lib/suite.mjs';
 
 let env;
 let rx;
 let a;
 let b;
 
-before(async () => {
-  rx = await startReceiver();
-  env = await startCollie({ projects: ['alpha', 'beta'] });
+useCollie({ projects: ['alpha', 'beta'] }, (suite) => {
+  ({ env, rx } = suite);
   a = env.client('alpha');
   b = env.client('beta');
-});
-
-after(async () => {
-  if (env && !env.server.exited) await env.server.kill();
-  if (rx) await rx.close();
 });
 
 const ROUTES = [

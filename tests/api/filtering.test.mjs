@@ -2,28 +2,21 @@
 // Default: inbound — prompt_injection flag, secrets redact, pii (credit_card,
 // us_ssn) redact; outbound — secrets redact, pii (all entities) redact.
 
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startCollie } from './lib/server.mjs';
-import { startReceiver } from './lib/receiver.mjs';
 import { assertEvent, assertResult, codePointIndex } from './lib/spec.mjs';
+import { useCollie } from './lib/suite.mjs';
 
 let env;
 let rx;
 let c;
 let hook;
 
-before(async () => {
-  rx = await startReceiver();
+useCollie({ projects: ['f'] }, (suite) => {
+  ({ env, rx } = suite);
   hook = rx.url(rx.path('filter'));
-  env = await startCollie({ projects: ['f'] });
   c = env.client('f');
-});
-
-after(async () => {
-  if (env && !env.server.exited) await env.server.kill();
-  if (rx) await rx.close();
 });
 
 /** Runs one inbound_only job (or outbound-only with {output}) and returns {ev, job}. */

@@ -1,29 +1,22 @@
 // SPEC 3.1: Idempotency-Key.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 
-import { startCollie } from './lib/server.mjs';
-import { startReceiver } from './lib/receiver.mjs';
 import { assertError } from './lib/client.mjs';
 import { assertCreated } from './lib/spec.mjs';
+import { useCollie } from './lib/suite.mjs';
 
 let env;
 let rx;
 let c;
 let hook;
 
-before(async () => {
-  rx = await startReceiver();
+useCollie({ projects: ['a', 'b', 'conc'] }, (suite) => {
+  ({ env, rx } = suite);
   hook = rx.url(rx.path('idem'));
-  env = await startCollie({ projects: ['a', 'b', 'conc'] });
   c = env.client('a');
-});
-
-after(async () => {
-  if (env && !env.server.exited) await env.server.kill();
-  if (rx) await rx.close();
 });
 
 const newKey = () => `idem-${crypto.randomUUID()}`;

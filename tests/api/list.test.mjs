@@ -1,12 +1,11 @@
 // SPEC 3.5: GET /v1/jobs — pagination, ordering, status_filter; and the
 // webhook_secret never appears in GET or list.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startCollie } from './lib/server.mjs';
-import { startReceiver } from './lib/receiver.mjs';
 import { assertTimestamp } from './lib/spec.mjs';
+import { useCollie } from './lib/suite.mjs';
 
 let env;
 let rx;
@@ -16,9 +15,8 @@ const created = []; // in creation order: {job_id, kind, webhook_secret, metadat
 const N_COMPLETED = 5;
 const N_AWAITING = 3;
 
-before(async () => {
-  rx = await startReceiver();
-  env = await startCollie({ projects: ['lister', 'other'] });
+useCollie({ projects: ['lister', 'other'] }, async (suite) => {
+  ({ env, rx } = suite);
   c = env.client('lister');
   const hook = rx.url(rx.path('list'));
   // Interleave the two kinds; one at a time so creation order is defined,
@@ -35,11 +33,6 @@ before(async () => {
     created.push({ ...r, kind: kinds[i], metadata });
   }
   for (const j of created) await c.waitStatus(j.job_id, j.kind === 'done' ? 'completed' : 'awaiting_response');
-});
-
-after(async () => {
-  if (env && !env.server.exited) await env.server.kill();
-  if (rx) await rx.close();
 });
 
 const newestFirst = () => created.map((j) => j.job_id).reverse();

@@ -1,13 +1,12 @@
 // SPEC 3.2 (modes), 3.3 (GET), 3.4 (response) and 6 (event bodies) with the
 // default policy and benign text (decision "pass").
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startCollie } from './lib/server.mjs';
-import { startReceiver } from './lib/receiver.mjs';
 import { assertJsonContentType } from './lib/client.mjs';
 import { assertCreated, assertEvent, assertJobShape, assertResult, assertDelivery, assertTimestamp } from './lib/spec.mjs';
+import { useCollie } from './lib/suite.mjs';
 
 // Default policy (SPEC 5): inbound has 3 rules (prompt_injection, secrets,
 // pii), outbound 2 (secrets, pii); legacy falls back to inbound.
@@ -28,15 +27,9 @@ let env;
 let rx;
 let c;
 
-before(async () => {
-  rx = await startReceiver();
-  env = await startCollie({ projects: ['a'] });
+useCollie({ projects: ['a'] }, (suite) => {
+  ({ env, rx } = suite);
   c = env.client('a');
-});
-
-after(async () => {
-  if (env && !env.server.exited) await env.server.kill();
-  if (rx) await rx.close();
 });
 
 function msDiff(a, b) {

@@ -1,16 +1,16 @@
 // SPEC 3.6 and 5 with custom policies: PUT/GET /v1/policy, an inbound block
 // ends the job (SPEC 3.2), legacy rules, policy versions, POST /v1/filter.
 
-import { test, before, after, describe } from 'node:test';
+import { test, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { startCollie, createProject, createKey, runCli } from './lib/server.mjs';
+import { createProject, createKey, runCli } from './lib/server.mjs';
 import { waitUntil } from './lib/wait.mjs';
-import { startReceiver } from './lib/receiver.mjs';
 import { Client, assertError } from './lib/client.mjs';
 import { assertEvent, assertResult, assertJobShape, assertDelivery } from './lib/spec.mjs';
+import { useCollie } from './lib/suite.mjs';
 
 let env;
 let rx;
@@ -23,16 +23,10 @@ const BLOCK_POLICY = {
   outbound: [],
 };
 
-before(async () => {
-  rx = await startReceiver();
+useCollie({ projects: ['p', 'q'] }, (suite) => {
+  ({ env, rx } = suite);
   hook = rx.url(rx.path('policy'));
-  env = await startCollie({ projects: ['p', 'q'] });
   c = env.client('p');
-});
-
-after(async () => {
-  if (env && !env.server.exited) await env.server.kill();
-  if (rx) await rx.close();
 });
 
 async function putPolicy(doc, client = c) {

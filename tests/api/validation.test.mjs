@@ -1,13 +1,12 @@
 // SPEC 3.1 / 3.4 / 3.5 / 3.8: every error status, its error.code and (for
 // 422) error.field; hostile inputs never produce a 5xx.
 
-import { test, before, after, describe } from 'node:test';
+import { test, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startCollie } from './lib/server.mjs';
-import { startReceiver } from './lib/receiver.mjs';
 import { assertError, request } from './lib/client.mjs';
 import { assertCreated } from './lib/spec.mjs';
+import { useCollie } from './lib/suite.mjs';
 
 const MAX_MESSAGE = 1024;
 const MAX_BODY = 64 * 1024;
@@ -17,16 +16,10 @@ let rx;
 let c;
 let hook;
 
-before(async () => {
-  rx = await startReceiver();
+useCollie({ projects: ['a'], maxBodyBytes: MAX_BODY, maxMessageBytes: MAX_MESSAGE }, (suite) => {
+  ({ env, rx } = suite);
   hook = rx.url(rx.path('validation'));
-  env = await startCollie({ projects: ['a'], maxBodyBytes: MAX_BODY, maxMessageBytes: MAX_MESSAGE });
   c = env.client('a');
-});
-
-after(async () => {
-  if (env && !env.server.exited) await env.server.kill();
-  if (rx) await rx.close();
 });
 
 const post = (body, opts) => c.post('/v1/jobs', body, opts);
