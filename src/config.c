@@ -173,6 +173,17 @@ static int apply_http_threads(struct config *c, const char *v, char *err, size_t
     return 0;
 }
 
+static int apply_background(struct config *c, const char *v, char *err, size_t errlen)
+{
+    if (!strcmp(v, "idle"))
+        c->background = THREAD_BG_IDLE;
+    else if (!strcmp(v, "nice"))
+        c->background = THREAD_BG_NICE;
+    else
+        FAIL("--background must be idle or nice, got '%s'", v);
+    return 0;
+}
+
 static int apply_log_level(struct config *c, const char *v, char *err, size_t errlen)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
@@ -198,7 +209,8 @@ static const struct option_def options[] = {
     {"--default-expires-in", "COLLIE_DEFAULT_EXPIRES_IN", true, apply_expires, "job lifetime when a request gives none, seconds (default 3600)"},
     {"--retention", "COLLIE_RETENTION_SECONDS", true, apply_retention, "how long jobs are kept after expiry, seconds (default 604800)"},
     {"--workers", "COLLIE_WORKERS", true, apply_workers, "filtering worker threads (default 2)"},
-    {"--http-threads", "COLLIE_HTTP_THREADS", true, apply_http_threads, "HTTP threads (default: number of CPUs)"},
+    {"--http-threads", "COLLIE_HTTP_THREADS", true, apply_http_threads, "HTTP threads (default 2)"},
+    {"--background", "COLLIE_BACKGROUND", true, apply_background, "CPU priority of filtering and delivery: idle (default) or nice"},
     {"--log-level", "COLLIE_LOG_LEVEL", true, apply_log_level, "debug, info, warn or error (default info)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -231,6 +243,7 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t errle
     c->sweep_interval_ms = 1000;
     c->http_threads = 0;
     c->workers = 2;
+    c->background = THREAD_BG_IDLE;
     c->connection_limit = 20000;
     c->log_level = LOG_INFO;
     bool listen_given = false;

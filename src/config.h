@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "util/log.h"
+#include "util/thread.h"
 #include "webhook/schedule.h"
 
 struct config {
@@ -27,6 +28,7 @@ struct config {
     int64_t sweep_interval_ms;
     int http_threads;
     int workers;
+    enum thread_background background;
     unsigned connection_limit;
     enum log_level log_level;
 };

@@ -16,6 +16,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/secretbox.h"
+#include "util/thread.h"
 #include "webhook/dispatch.h"
 
 #include <openssl/crypto.h>
@@ -412,6 +413,7 @@ static int cmd_serve(int argc, char **argv)
     wo.schedule = cfg.schedule;
     wo.timeout_ms = cfg.webhook_timeout_ms;
     wo.allow_private = cfg.allow_private_webhooks;
+    thread_set_background_policy(cfg.background);
     pl = pipeline_start(st, pc, &po);
     wd = webhook_dispatcher_start(st, &wo);
     if (!pl || !wd)

@@ -13,6 +13,13 @@ void thread_set_name(const char *name)
     pthread_setname_np(pthread_self(), name);
 }
 
+static enum thread_background background_policy = THREAD_BG_IDLE;
+
+void thread_set_background_policy(enum thread_background policy)
+{
+    background_policy = policy;
+}
+
 void thread_set_background(const char *name)
 {
     thread_set_name(name);
@@ -24,9 +31,12 @@ void thread_set_background(const char *name)
      * creation alone saturates it, and then the backlog waits, as the API's
      * asynchronous contract allows. Locks they share with the HTTP threads
      * are held for microseconds; a preempted holder blocks those threads,
-     * which frees the CPU it needs. */
+     * which frees the CPU it needs. On a host shared with other busy
+     * processes, though, SCHED_IDLE work waits for all of them too: there
+     * THREAD_BG_NICE keeps filtering and delivery a share. */
     struct sched_param sp = {0};
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0)
+    if (background_policy == THREAD_BG_IDLE &&
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0)
         return;
     /* On Linux, nice is per thread when addressed by thread id. */
     pid_t tid = (pid_t)syscall(SYS_gettid);

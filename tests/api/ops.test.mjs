@@ -3,6 +3,7 @@
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 
 import { makeTemp, rmTemp, runCli, createProject, createKey, startServer, startCollie } from './lib/server.mjs';
@@ -133,6 +134,60 @@ describe('dev mode first start', () => {
       assert.ok(!s2.stdout.includes(key), 'the key is shown only once (hashes are stored, not keys)');
     } finally {
       await s2.stop();
+    }
+  });
+});
+
+/** Scheduling policy (0 normal, 5 SCHED_IDLE) and nice of each thread named `name`. */
+function threadsNamed(pid, name) {
+  const out = [];
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== name) continue;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3
+    out.push({ nice: Number(f[19 - 3]), policy: Number(f[41 - 3]) });
+  }
+  return out;
+}
+
+describe('--background (docs/operations.md, "Capacity and bursts")', () => {
+  const SCHED_OTHER = 0;
+  const SCHED_IDLE = 5;
+
+  async function backgroundThreads(server) {
+    return waitUntil(() => {
+      const t = ['pipeline', 'webhook', 'sweeper'].map((n) => threadsNamed(server.proc.pid, n));
+      return t.every((x) => x.length > 0) && t.flat();
+    }, { what: 'the pipeline, webhook and sweeper threads' });
+  }
+
+  test('default: filtering, delivery and the sweeper run SCHED_IDLE; the HTTP threads do not', async () => {
+    for (const t of await backgroundThreads(env.server)) assert.equal(t.policy, SCHED_IDLE);
+    const http = threadsNamed(env.server.proc.pid, 'MHD-worker');
+    assert.ok(http.length > 0);
+    for (const t of http) assert.deepEqual(t, { nice: 0, policy: SCHED_OTHER });
+  });
+
+  test('--background nice: the same threads run at nice +10 instead', async () => {
+    const e = await startCollie({ projects: ['nice'], extraArgs: ['--background', 'nice'] });
+    try {
+      for (const t of await backgroundThreads(e.server)) assert.deepEqual(t, { nice: 10, policy: SCHED_OTHER });
+      // And they still do their work.
+      const job = await e.client().createJob({ message: 'hello', webhook_url: rx.url(rx.path('nice')) });
+      await rx.waitEvents(job.job_id, 1);
+    } finally {
+      await e.stop();
+    }
+  });
+
+  test('--background with another value: exit non-zero, naming the flag', () => {
+    const dir = makeTemp();
+    try {
+      const r = runCli(['serve', '--database', path.join(dir, 'x.db'), '--background', 'fast']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /--background must be idle or nice, got 'fast'/);
+    } finally {
+      rmTemp(dir);
     }
   });
 });
