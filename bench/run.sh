@@ -92,6 +92,7 @@ fi
 
 if only latency; then
 echo "== end-to-end latency: POST -> signed webhook received (inbound_only jobs, default policy)"
+echo "   before: $(disk_probe)"
 start_server
 node bench/latency.mjs "http://127.0.0.1:$PORT" "$KEY" 500 "$DURATION"
 stop_server
