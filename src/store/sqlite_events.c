@@ -269,8 +269,7 @@ static int event_record_fn(struct conn *c, struct wtask *t)
  * under a millisecond to the group that carries it (writer_take). */
 #define RECORD_CHUNK 64
 
-int store_event_record(struct store *st, const struct store_attempt *a, size_t n,
-                       size_t *recorded)
+int store_event_record(struct store *st, const struct store_attempt *a, size_t n, size_t *recorded)
 {
     size_t chunks = (n + RECORD_CHUNK - 1) / RECORD_CHUNK;
     *recorded = 0;

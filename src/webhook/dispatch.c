@@ -195,8 +195,8 @@ static bool record_finished(struct webhook_dispatcher *d)
     /* Keep the ones not recorded for the next pass, except attempts whose
      * lease has run out: their events are due again anyway and may be
      * someone else's now. */
-    log_warn(MOD, "recording %zu attempts failed: %s; will retry",
-             d->ndone - recorded, store_strerror(rc));
+    log_warn(MOD, "recording %zu attempts failed: %s; will retry", d->ndone - recorded,
+             store_strerror(rc));
     int64_t now = clock_now_ms();
     size_t kept = 0;
     for (size_t i = recorded; i < d->ndone; i++)

@@ -43,4 +43,23 @@ static inline int scratch_close(struct scratch *s)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* cmocka setup and teardown for tests that need just the store: the state
+ * is a struct scratch. */
+static inline int scratch_setup(void **state)
+{
+    struct scratch *s = calloc(1, sizeof(*s));
+    if (!s || scratch_open(s) != 0)
+        return -1;
+    *state = s;
+    return 0;
+}
+
+static inline int scratch_teardown(void **state)
+{
+    struct scratch *s = *state;
+    int rc = scratch_close(s);
+    free(s);
+    return rc;
+}
+
 #endif

@@ -17,34 +17,13 @@
 #include "store/sqlite_int.h"
 #include "store_scratch.h"
 
-struct fixture {
-    struct scratch s;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    if (scratch_open(&f->s) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    int rc = scratch_close(&f->s);
-    free(f);
-    return rc;
-}
-
 /* A task that notes which group (commit number) ran it, and optionally
  * writes a row or fails. */
 struct probe {
     struct wtask t;
-    uint64_t group; /* 0: never ran */
-    const char *row; /* a meta row to insert, or NULL */
-    int fail;        /* returned instead of writing, when nonzero */
+    uint64_t group;      /* 0: never ran */
+    const char *row;     /* a meta row to insert, or NULL */
+    int fail;            /* returned instead of writing, when nonzero */
     struct probe *relay; /* a request to queue while this one runs */
 };
 
@@ -118,14 +97,14 @@ static void close_gate(struct store *st, struct wtask *gate)
         usleep(1000);
 }
 
-static bool meta_has(struct fixture *f, const char *name)
+static bool meta_has(struct scratch *f, const char *name)
 {
-    struct conn *c = store_reader(f->s.st);
+    struct conn *c = store_reader(f->st);
     sqlite3_stmt *s = conn_stmt(c, "SELECT 1 FROM meta WHERE name = ?1");
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     bool found = sqlite3_step(s) == SQLITE_ROW;
     sqlite3_reset(s);
-    store_reader_put(f->s.st, c);
+    store_reader_put(f->st, c);
     return found;
 }
 
@@ -133,18 +112,18 @@ static bool meta_has(struct fixture *f, const char *name)
  * oldest; with none waiting, the rest of the background tasks go together. */
 static void test_requests_wait_for_one_background_task(void **state)
 {
-    struct fixture *f = *state;
+    struct scratch *f = *state;
     struct wtask gate;
     struct probe bg[3], fg[2];
     memset(bg, 0, sizeof(bg));
     memset(fg, 0, sizeof(fg));
     atomic_store(&finished, 0);
-    close_gate(f->s.st, &gate);
-    submit(f->s.st, &bg[0], true);
-    submit(f->s.st, &bg[1], true);
-    submit(f->s.st, &fg[0], false);
-    submit(f->s.st, &bg[2], true);
-    submit(f->s.st, &fg[1], false);
+    close_gate(f->st, &gate);
+    submit(f->st, &bg[0], true);
+    submit(f->st, &bg[1], true);
+    submit(f->st, &fg[0], false);
+    submit(f->st, &bg[2], true);
+    submit(f->st, &fg[1], false);
     atomic_store(&gate_state, 2);
     while (atomic_load(&finished) < 6)
         usleep(1000);
@@ -161,7 +140,7 @@ static void test_requests_wait_for_one_background_task(void **state)
  * runs), background work still advances one task every group. */
 static void test_background_advances_every_group(void **state)
 {
-    struct fixture *f = *state;
+    struct scratch *f = *state;
     struct wtask gate;
     enum { N = 4 };
     struct probe bg[N], fg[N];
@@ -170,10 +149,10 @@ static void test_background_advances_every_group(void **state)
     for (int i = 0; i + 1 < N; i++)
         fg[i].relay = &fg[i + 1];
     atomic_store(&finished, 0);
-    close_gate(f->s.st, &gate);
+    close_gate(f->st, &gate);
     for (int i = 0; i < N; i++)
-        submit(f->s.st, &bg[i], true);
-    submit(f->s.st, &fg[0], false);
+        submit(f->st, &bg[i], true);
+    submit(f->st, &fg[0], false);
     atomic_store(&gate_state, 2);
     while (atomic_load(&finished) < 1 + 2 * N)
         usleep(1000);
@@ -187,9 +166,9 @@ static void test_background_advances_every_group(void **state)
  * written is a prefix, also when the failing task shares a group. */
 static void test_chain_stops_at_first_failure(void **state)
 {
-    struct fixture *f = *state;
-    struct probe p[3] = {{.row = "chain-a"}, {.row = "chain-b", .fail = STORE_IO},
-                         {.row = "chain-c"}};
+    struct scratch *f = *state;
+    struct probe p[3] = {
+        {.row = "chain-a"}, {.row = "chain-b", .fail = STORE_IO}, {.row = "chain-c"}};
     struct wtask t[3];
     memset(t, 0, sizeof(t));
     for (int i = 0; i < 3; i++) {
@@ -197,7 +176,7 @@ static void test_chain_stops_at_first_failure(void **state)
         t[i].arg = &p[i];
     }
     int rc;
-    assert_int_equal(store_write_chain(f->s.st, t, 3, &rc), 1);
+    assert_int_equal(store_write_chain(f->st, t, 3, &rc), 1);
     assert_int_equal(rc, STORE_IO);
     assert_true(p[1].group > 0);
     assert_int_equal(p[2].group, 0); /* never ran */
@@ -211,7 +190,7 @@ static void test_chain_stops_at_first_failure(void **state)
         t[i].fn = probe_fn;
         t[i].arg = &q[i];
     }
-    assert_int_equal(store_write_chain(f->s.st, t, 2, &rc), 2);
+    assert_int_equal(store_write_chain(f->st, t, 2, &rc), 2);
     assert_int_equal(rc, STORE_OK);
     assert_true(meta_has(f, "ok-a") && meta_has(f, "ok-b"));
 }
@@ -219,10 +198,12 @@ static void test_chain_stops_at_first_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_requests_wait_for_one_background_task, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_background_advances_every_group, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chain_stops_at_first_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requests_wait_for_one_background_task, scratch_setup,
+                                        scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_background_advances_every_group, scratch_setup,
+                                        scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_chain_stops_at_first_failure, scratch_setup,
+                                        scratch_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
