@@ -401,31 +401,15 @@ int store_submit(struct store *st, struct wtask *t)
     return STORE_OK;
 }
 
-static int write_sync(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg,
-                      bool background)
-{
-    struct wtask t = {.fn = fn, .arg = arg, .background = background};
-    int rc = store_submit(st, &t);
-    if (rc != STORE_OK)
-        return rc;
-    pthread_mutex_lock(&st->mu);
-    while (!t.finished)
-        pthread_cond_wait(&st->done_cv, &st->mu);
-    pthread_mutex_unlock(&st->mu);
-    return t.rc;
-}
-
-size_t store_write_chain(struct store *st, struct wtask *t, size_t n, int *rc)
+/* Queues t[0..n) in order and waits for each one queued. Returns how many
+ * committed, a prefix of t when the tasks are chained (wtask.after); *rc is
+ * STORE_OK when all did, else the first failure's code. */
+static size_t write_tasks(struct store *st, struct wtask *t, size_t n, int *rc)
 {
     size_t queued = 0;
     *rc = STORE_OK;
-    for (; queued < n; queued++) {
-        t[queued].background = true;
-        t[queued].done = NULL;
-        t[queued].after = queued > 0 ? &t[queued - 1] : NULL;
-        if ((*rc = store_submit(st, &t[queued])) != STORE_OK)
-            break;
-    }
+    while (queued < n && (*rc = store_submit(st, &t[queued])) == STORE_OK)
+        queued++;
     pthread_mutex_lock(&st->mu);
     for (size_t i = 0; i < queued; i++)
         while (!t[i].finished)
@@ -437,6 +421,25 @@ size_t store_write_chain(struct store *st, struct wtask *t, size_t n, int *rc)
     if (committed < queued)
         *rc = t[committed].rc;
     return committed;
+}
+
+static int write_sync(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg,
+                      bool background)
+{
+    struct wtask t = {.fn = fn, .arg = arg, .background = background};
+    int rc;
+    write_tasks(st, &t, 1, &rc);
+    return rc;
+}
+
+size_t store_write_chain(struct store *st, struct wtask *t, size_t n, int *rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        t[i].background = true;
+        t[i].done = NULL;
+        t[i].after = i > 0 ? &t[i - 1] : NULL;
+    }
+    return write_tasks(st, t, n, rc);
 }
 
 int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)
