@@ -88,12 +88,22 @@ static int gate_fn(struct conn *c, struct wtask *t)
 
 static void close_gate(struct store *st, struct wtask *gate)
 {
+    atomic_store(&finished, 0);
     atomic_store(&gate_state, 0);
     memset(gate, 0, sizeof(*gate));
     gate->fn = gate_fn;
     gate->done = probe_done;
     assert_int_equal(store_submit(st, gate), STORE_OK);
     while (atomic_load(&gate_state) != 1)
+        usleep(1000);
+}
+
+/* Lets the writer go on, and waits until n tasks (the gate's included) are
+ * done. */
+static void open_gate(int n)
+{
+    atomic_store(&gate_state, 2);
+    while (atomic_load(&finished) < n)
         usleep(1000);
 }
 
@@ -117,16 +127,13 @@ static void test_requests_wait_for_one_background_task(void **state)
     struct probe bg[3], fg[2];
     memset(bg, 0, sizeof(bg));
     memset(fg, 0, sizeof(fg));
-    atomic_store(&finished, 0);
     close_gate(f->st, &gate);
     submit(f->st, &bg[0], true);
     submit(f->st, &bg[1], true);
     submit(f->st, &fg[0], false);
     submit(f->st, &bg[2], true);
     submit(f->st, &fg[1], false);
-    atomic_store(&gate_state, 2);
-    while (atomic_load(&finished) < 6)
-        usleep(1000);
+    open_gate(6);
 
     uint64_t first = fg[0].group;
     assert_true(first > 0);
@@ -148,14 +155,11 @@ static void test_background_advances_every_group(void **state)
     memset(fg, 0, sizeof(fg));
     for (int i = 0; i + 1 < N; i++)
         fg[i].relay = &fg[i + 1];
-    atomic_store(&finished, 0);
     close_gate(f->st, &gate);
     for (int i = 0; i < N; i++)
         submit(f->st, &bg[i], true);
     submit(f->st, &fg[0], false);
-    atomic_store(&gate_state, 2);
-    while (atomic_load(&finished) < 1 + 2 * N)
-        usleep(1000);
+    open_gate(1 + 2 * N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(fg[i].group, fg[0].group + (uint64_t)i);
         assert_int_equal(bg[i].group, fg[i].group);
