@@ -127,6 +127,7 @@ static int event_claim_fn(struct conn *c, struct wtask *t)
         m->status_after = (enum job_status)sqlite3_column_int(s, 4);
         m->created_at = sqlite3_column_int64(s, 5);
         d->attempts = sqlite3_column_int(s, 6);
+        d->leased = true;
         a->n++;
     }
     sqlite3_reset(s);
@@ -182,14 +183,15 @@ static int build_bodies(struct store *st, struct claim_args *a)
 }
 
 int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
-                      struct store_delivery **out, size_t *n)
+                      store_claim_room_fn room, void *room_ud, struct store_delivery **out,
+                      size_t *n)
 {
     *out = NULL;
     *n = 0;
     struct store_delivery *d = calloc(max ? max : 1, sizeof(*d));
     if (!d)
         return STORE_NOMEM;
-    size_t held = sqlite_held_pop(st, d, max);
+    size_t held = sqlite_held_pop(st, d, max, room, room_ud);
     bool due = false;
     int rc = held < max ? any_due(st, now, &due) : STORE_OK;
     if (rc == STORE_OK && due) {

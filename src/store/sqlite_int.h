@@ -213,9 +213,12 @@ struct held_event *sqlite_held_new(struct store *st, const char *event_id, const
 void sqlite_held_stage(struct conn *c, struct held_event *h, int64_t seq);
 /* Frees a node that was not staged. Accepts NULL. */
 void sqlite_held_free(struct store *st, struct held_event *h);
-/* Moves up to max queued events into out (attempts 0; strings owned by
- * the caller, as store_event_claim hands them out). Any thread. */
-size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max);
+/* Moves up to max queued events for which room (NULL: always) says yes
+ * into out, in queue order (attempts 0; strings owned by the caller, as
+ * store_event_claim hands them out); the others keep their places. Any
+ * thread. */
+size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max,
+                       store_claim_room_fn room, void *room_ud);
 
 /* Inserts an event created at now for job_id, due at due_at (now, or
  * EVENT_HELD); status_after is the job's status right after the step the

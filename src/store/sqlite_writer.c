@@ -130,18 +130,25 @@ static void held_unstage(struct store *st, struct held_event *keep)
     st->staged_ev_last = keep;
 }
 
-size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max)
+size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max,
+                       store_claim_room_fn room, void *room_ud)
 {
     size_t n = 0;
     pthread_mutex_lock(&st->mu);
-    while (n < max && st->held_head) {
-        struct held_event *h = st->held_head;
-        st->held_head = h->next;
-        if (!st->held_head)
-            st->held_tail = NULL;
+    struct held_event **link = &st->held_head, *last_kept = NULL;
+    while (n < max && *link) {
+        struct held_event *h = *link;
+        if (room && !room(room_ud, h->d.url)) {
+            last_kept = h;
+            link = &h->next;
+            continue;
+        }
+        *link = h->next;
         out[n++] = h->d; /* the strings move to out */
         held_release(st, h);
     }
+    if (!*link)
+        st->held_tail = last_kept;
     pthread_mutex_unlock(&st->mu);
     return n;
 }

@@ -217,6 +217,10 @@ struct store_delivery {
     char *secret;         /* "whsec_…" */
     char *payload;        /* the body, rebuilt from the job (job_event_body_for) */
     int attempts;         /* attempts made before this one */
+    /* True when the claim was written (a lease): an event the caller does
+     * not start is due again when the lease ends. False for one handed
+     * over in memory (see store_event_claim), which the caller must start. */
+    bool leased;
 };
 
 /* Claims up to max due events: the oldest undelivered event of each job
@@ -227,8 +231,17 @@ struct store_delivery {
  * writing nothing here for it: the stored
  * event stays pending until its attempt is recorded, and a crash is
  * covered by store_recover. */
+/* Says whether the caller can start an event for url now (its receiver
+ * has room); see store_event_claim. */
+typedef bool (*store_claim_room_fn)(void *ud, const char *url);
+/* room (may be NULL: always) is asked about each event handed over in
+ * memory, in order: one without room stays queued, in order, for a later
+ * claim; one with room is returned (leased false), so room must count it
+ * as started. Events claimed from the database are returned whatever room
+ * says (leased true). */
 int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
-                      struct store_delivery **out, size_t *n);
+                      store_claim_room_fn room, void *room_ud, struct store_delivery **out,
+                      size_t *n);
 void store_deliveries_free(struct store_delivery *d, size_t n);
 
 /* The outcome of one attempt. */

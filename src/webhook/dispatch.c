@@ -19,6 +19,7 @@
 #include "webhook/dispatch.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,20 +50,46 @@
  * inside its lease whatever state curl holds it in (e.g. queued for a
  * connection under CURLMOPT_MAX_HOST_CONNECTIONS). */
 #define DEADLINE_GRACE_MS 1000
-/* Per receiver host: enough parallelism for a busy receiver (at 20 ms per
- * response, 256 connections carry ~8,000 events/s: bench/README.md), few
- * enough not to flood a small one. Further attempts queue inside curl. */
-#define HOST_CONNECTIONS 256L
+/* Per receiver (webhook_options.max_per_receiver): enough parallelism for a
+ * busy receiver (at 20 ms per response, 256 connections carry ~8,000
+ * events/s: bench/README.md), few enough not to flood a small one. */
+#define RECEIVER_SLOTS 256
+#define RECEIVER_BUCKETS 1024
 #define ERR_LEN 512
 #define USER_AGENT_HEADER "user-agent: Collie-Webhooks/1"
 #define NS_PER_MS INT64_C(1000000)
 #define TIMEOUT_MAX_MS (INT64_C(3600) * 1000)
+
+/* ---- receivers ----------------------------------------------------------
+ *
+ * A receiver (a webhook URL's scheme, host and port) gets at most
+ * max_per_receiver connections, and the events handed over in memory (most
+ * new events) are started for it only while it has fewer attempts than
+ * that in flight: one without room stays in the store's queue, in order
+ * (the room callback of store_event_claim), and comes with a later claim.
+ * Without that bound a receiver with a flood of new events took every
+ * slot, most of them waiting inside curl for a connection while their
+ * timeout ran, and every other receiver waited for its answers.
+ *
+ * Events claimed from the database (retries, and new events past the
+ * store's in-memory bound) are started at once, as before: their claim is
+ * written, and one not started would wait for its lease to end. Bounding
+ * them too needs the claim to skip receivers without room, which needs the
+ * receiver in the events table (docs/webhooks.md, "Concurrency"). */
+
+struct receiver {
+    struct receiver *next; /* hash chain */
+    size_t in_flight;
+    size_t admitted; /* said yes to by claim_room, not yet started */
+    char key[];      /* "scheme://host:port" */
+};
 
 /* One attempt in flight. Lives on the in-flight list in start order, so the
  * head always has the earliest deadline. */
 struct xfer {
     struct xfer *prev, *next;
     struct webhook_dispatcher *d;
+    struct receiver *rcv; /* NULL when its URL has no receiver key */
     CURL *easy;
     struct curl_slist *headers;
     int64_t seq;
@@ -110,6 +137,11 @@ struct webhook_dispatcher {
     CURL **idle;
     size_t nidle;
     int last_claim_rc;           /* to log store trouble once, not 4×/s */
+    struct receiver *receivers[RECEIVER_BUCKETS];
+    /* The last URL looked up and its receiver key: a receiver's events
+     * mostly share one URL, so most lookups parse nothing. */
+    char *last_url;
+    char last_key[512];
 };
 
 void webhook_options_default(struct webhook_options *o)
@@ -118,10 +150,103 @@ void webhook_options_default(struct webhook_options *o)
     webhook_schedule_default(&o->schedule);
     o->timeout_ms = 15000;
     o->max_in_flight = 1000;
+    o->max_per_receiver = RECEIVER_SLOTS;
     o->max_response_bytes = 64 * 1024;
     o->jitter_pct = 20;
     o->allow_private = false;
     o->addr_check = NULL; /* webhook_addr_check */
+}
+
+/* Writes url's receiver key ("scheme://host:port", scheme and host in
+ * lower case, the scheme's port when none is given) into key. Returns
+ * false when curl cannot parse url (such an event is refused anyway). */
+static bool receiver_key(const char *url, char *key, size_t cap)
+{
+    bool ok = false;
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    CURLU *u = curl_url();
+    if (u && url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        int len = snprintf(key, cap, "%s://%s:%s", scheme, host, port);
+        ok = len > 0 && (size_t)len < cap;
+        for (char *c = key; ok && *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+    }
+    curl_free(port);
+    curl_free(host);
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+static size_t receiver_bucket(const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h % RECEIVER_BUCKETS;
+}
+
+/* The receiver of url, made when new. NULL when url has no key or memory
+ * is short: such an event goes on without the per-receiver bound. */
+static struct receiver *receiver_of(struct webhook_dispatcher *d, const char *url)
+{
+    if (!url)
+        return NULL;
+    if (!d->last_url || strcmp(d->last_url, url) != 0) {
+        free(d->last_url);
+        d->last_url = NULL;
+        if (!receiver_key(url, d->last_key, sizeof(d->last_key)))
+            return NULL;
+        d->last_url = strdup(url); /* NULL: not remembered, which costs a parse */
+    }
+    struct receiver **slot = &d->receivers[receiver_bucket(d->last_key)];
+    for (struct receiver *r = *slot; r; r = r->next)
+        if (strcmp(r->key, d->last_key) == 0)
+            return r;
+    size_t klen = strlen(d->last_key) + 1;
+    struct receiver *r = calloc(1, sizeof(*r) + klen);
+    if (!r)
+        return NULL;
+    memcpy(r->key, d->last_key, klen);
+    r->next = *slot;
+    *slot = r;
+    return r;
+}
+
+/* Frees r when nothing refers to it any more. */
+static void receiver_drop_if_idle(struct webhook_dispatcher *d, struct receiver *r)
+{
+    if (!r || r->in_flight > 0 || r->admitted > 0)
+        return;
+    struct receiver **slot = &d->receivers[receiver_bucket(r->key)];
+    while (*slot != r)
+        slot = &(*slot)->next;
+    *slot = r->next;
+    free(r);
+}
+
+static bool receiver_has_room(const struct webhook_dispatcher *d, const struct receiver *r)
+{
+    return !r || r->in_flight + r->admitted < d->o.max_per_receiver;
+}
+
+/* store_event_claim's room callback, on this thread (the claim is a
+ * synchronous call). An event it says yes to is returned by this claim and
+ * is started by claim_and_start: it counts as admitted until then, so that
+ * several events of one claim do not take the same room. */
+static bool claim_room(void *ud, const char *url)
+{
+    struct webhook_dispatcher *d = ud;
+    struct receiver *r = receiver_of(d, url);
+    bool room = receiver_has_room(d, r);
+    if (room && r)
+        r->admitted++;
+    receiver_drop_if_idle(d, r);
+    return room;
 }
 
 /* ---- finished attempts ---------------------------------------------------- */
@@ -254,6 +379,11 @@ static void xfer_unlink(struct webhook_dispatcher *d, struct xfer *x)
         d->tail = x->prev;
     x->prev = x->next = NULL;
     d->in_flight--;
+    if (x->rcv) {
+        x->rcv->in_flight--;
+        receiver_drop_if_idle(d, x->rcv);
+        x->rcv = NULL;
+    }
 }
 
 /* Refuses an event without contacting the receiver: the attempt is recorded
@@ -347,7 +477,8 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
 /* Builds and starts one attempt. Returns 0, or -1 when it could not be
  * started for a local reason (memory, curl); the event is then left to its
  * lease, which makes it due again, so a local fault costs no attempt. */
-static int xfer_start(struct webhook_dispatcher *d, const struct store_delivery *dl)
+static int xfer_start(struct webhook_dispatcher *d, struct receiver *rcv,
+                      const struct store_delivery *dl)
 {
     char sig[WEBHOOK_SIGNATURE_LEN];
     char line[64 + WEBHOOK_SIGNATURE_LEN];
@@ -442,6 +573,10 @@ static int xfer_start(struct webhook_dispatcher *d, const struct store_delivery 
         d->head = x;
     d->tail = x;
     d->in_flight++;
+    if (rcv) {
+        x->rcv = rcv;
+        rcv->in_flight++;
+    }
     return 0;
 
 fail:
@@ -553,7 +688,7 @@ static bool claim_and_start(struct webhook_dispatcher *d, size_t slots)
 {
     struct store_delivery *dl = NULL;
     size_t n = 0;
-    int rc = store_event_claim(d->st, clock_now_ms(), d->lease_ms, slots, &dl, &n);
+    int rc = store_event_claim(d->st, clock_now_ms(), d->lease_ms, slots, claim_room, d, &dl, &n);
     if (rc != STORE_OK) {
         if (rc != d->last_claim_rc)
             log_warn(MOD, "claiming events failed: %s", store_strerror(rc));
@@ -566,8 +701,13 @@ static bool claim_and_start(struct webhook_dispatcher *d, size_t slots)
     /* The store returns at most `slots`; the bound keeps the finished-attempt
      * array (sized max_in_flight) from overflowing even if it did not. Any
      * excess stays leased and comes back when the lease ends. */
-    for (size_t i = 0; i < n && i < slots; i++)
-        xfer_start(d, &dl[i]);
+    for (size_t i = 0; i < n && i < slots; i++) {
+        struct receiver *r = receiver_of(d, dl[i].url);
+        if (!dl[i].leased && r && r->admitted > 0)
+            r->admitted--; /* admitted by claim_room */
+        xfer_start(d, r, &dl[i]);
+        receiver_drop_if_idle(d, r);
+    }
     store_deliveries_free(dl, n);
     return n > 0 && n >= slots;
 }
@@ -640,6 +780,14 @@ static void dispatcher_free(struct webhook_dispatcher *d)
         xfer_unlink(d, x);
         xfer_free(d, x);
     }
+    for (size_t b = 0; b < RECEIVER_BUCKETS; b++) {
+        while (d->receivers[b]) {
+            struct receiver *r = d->receivers[b];
+            d->receivers[b] = r->next;
+            free(r);
+        }
+    }
+    free(d->last_url);
     for (size_t i = 0; i < d->nidle; i++)
         curl_easy_cleanup(d->idle[i]);
     free(d->idle);
@@ -667,6 +815,10 @@ struct webhook_dispatcher *webhook_dispatcher_start(struct store *st,
         d->o.timeout_ms = TIMEOUT_MAX_MS; /* keeps the deadline arithmetic far from overflow */
     if (d->o.max_in_flight == 0)
         d->o.max_in_flight = 1000;
+    if (d->o.max_per_receiver == 0)
+        d->o.max_per_receiver = RECEIVER_SLOTS;
+    if (d->o.max_per_receiver > LONG_MAX)
+        d->o.max_per_receiver = LONG_MAX;
     if (d->o.jitter_pct < 0)
         d->o.jitter_pct = 0;
     if (d->o.jitter_pct > 100)
@@ -687,14 +839,17 @@ struct webhook_dispatcher *webhook_dispatcher_start(struct store *st,
     d->multi = curl_multi_init();
     if (!d->multi)
         goto fail;
-    if (curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, HOST_CONNECTIONS) != CURLM_OK)
+    if (curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)d->o.max_per_receiver) !=
+        CURLM_OK)
         goto fail;
 
     if (pthread_create(&d->thread, NULL, dispatcher_main, d) != 0)
         goto fail;
     d->thread_started = true;
-    log_info(MOD, "dispatcher started (timeout %" PRId64 " ms, %zu in flight, %zu retries%s)",
-             d->o.timeout_ms, d->o.max_in_flight, d->o.schedule.n,
+    log_info(MOD,
+             "dispatcher started (timeout %" PRId64
+             " ms, %zu in flight, %zu per receiver, %zu retries%s)",
+             d->o.timeout_ms, d->o.max_in_flight, d->o.max_per_receiver, d->o.schedule.n,
              d->o.allow_private ? ", insecure targets allowed" : "");
     return d;
 

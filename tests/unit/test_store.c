@@ -280,14 +280,16 @@ static void test_combined_job_steps_and_event_order(void **state)
     /* Two events, but only the first is deliverable until it is done. */
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
     assert_non_null(strstr(d[0].payload, "\"status\":\"processing_outbound\""));
     assert_non_null(strstr(d[0].payload, "input [REDACTED:X]"));
     int64_t seq = d[0].seq;
     store_deliveries_free(d, n);
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 0);
 
     struct store_attempt a = {.seq = seq, .started_at = clock_now_ms(), .duration_ms = 3,
@@ -295,7 +297,8 @@ static void test_combined_job_steps_and_event_order(void **state)
                               .next_attempt_at = clock_now_ms() + 3600000};
     record(f, &a);
     /* Retrying later: the second event still waits behind it. */
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 0);
     struct store_delivery_state ds;
     assert_int_equal(store_delivery_state(f->s.st, j.id, &ds), STORE_OK);
@@ -305,7 +308,8 @@ static void test_combined_job_steps_and_event_order(void **state)
     size_t count;
     assert_int_equal(store_event_redeliver(f->s.st, f->project, j.id, clock_now_ms(), &count),
                      STORE_OK);
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 1);
     assert_int_equal(d[0].seq, seq);
     assert_int_equal(d[0].attempts, 1);
@@ -314,7 +318,8 @@ static void test_combined_job_steps_and_event_order(void **state)
     a.next = DELIVERY_DELIVERED;
     record(f, &a);
 
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_OUTBOUND_COMPLETE));
     assert_non_null(strstr(d[0].payload, "\"filtered_content\":\"output text\""));
@@ -365,7 +370,8 @@ static void test_prepared_body_matches_rebuilt(void **state)
 
         struct store_delivery *d;
         size_t n;
-        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                         STORE_OK);
         assert_int_equal(n, 1);
         assert_string_equal(d[0].payload, prepared);
         assert_string_equal(d[0].url, c.webhook_url);
@@ -377,7 +383,8 @@ static void test_prepared_body_matches_rebuilt(void **state)
         record(f, &a);
 
         /* The retry's body comes from the database. */
-        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                         STORE_OK);
         assert_int_equal(n, 1);
         assert_string_equal(d[0].payload, prepared);
         assert_string_equal(d[0].secret, c.webhook_secret);
@@ -405,7 +412,8 @@ static void test_prepared_body_matches_rebuilt(void **state)
     assert_int_equal(store_work_complete(f->s.st, &r, 1), STORE_OK);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].payload, "{\"marker\":1}");
     assert_string_equal(d[0].url, "https://m.example/h");
@@ -436,7 +444,8 @@ static int64_t claim_event(struct fixture *f, const char *event_id, const char *
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, event_id);
     if (payload)
@@ -450,7 +459,8 @@ static void assert_nothing_due(struct fixture *f)
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 0);
 }
 
@@ -484,7 +494,8 @@ static void test_record_large_batch(void **state)
     free(claimed);
 
     struct store_delivery *d;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 2 * N, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 2 * N, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, N);
     struct store_attempt *a = calloc(N, sizeof(*a));
     for (size_t i = 0; i < n; i++)
@@ -580,12 +591,56 @@ static void test_held_events(void **state)
     assert_int_equal(count, 1);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, ev3);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
     store_deliveries_free(d, n);
     job_clear(&c);
+}
+
+static bool room_unless_a(void *ud, const char *url)
+{
+    (*(int *)ud)++;
+    return strcmp(url, "https://a.example/hook") != 0;
+}
+
+/* An event handed over in memory whose receiver has no room stays queued,
+ * in order, and the claim goes on to the events behind it. */
+static void test_held_events_wait_for_room(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[3] = {"https://a.example/hook", "https://b.example/hook",
+                           "https://a.example/hook"};
+    char ev[3][IDS_MAX_LEN];
+    for (int i = 0; i < 3; i++) {
+        struct job c;
+        create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, ev[i]);
+        char *url = c.webhook_url;
+        c.webhook_url = (char *)urls[i];
+        complete_with_body(f->s.st, &c, JOB_COMPLETED, ev[i], "{}");
+        c.webhook_url = url;
+        job_clear(&c);
+    }
+    struct store_delivery *d;
+    size_t n;
+    int asked = 0;
+    assert_int_equal(
+        store_event_claim(f->s.st, clock_now_ms(), 30000, 10, room_unless_a, &asked, &d, &n),
+        STORE_OK);
+    assert_int_equal(asked, 3);
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].event_id, ev[1]);
+    assert_string_equal(d[0].url, urls[1]);
+    store_deliveries_free(d, n);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+                     STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(d[0].event_id, ev[0]);
+    assert_string_equal(d[1].event_id, ev[2]);
+    store_deliveries_free(d, n);
+    assert_nothing_due(f);
 }
 
 static void test_response_submission_states(void **state)
@@ -629,7 +684,7 @@ static void test_sweep_expires_and_deletes(void **state)
     assert_int_equal(got.status, JOB_EXPIRED);
     job_clear(&got);
     struct store_delivery *d;
-    assert_int_equal(store_event_claim(f->s.st, now, 30000, 10, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, now, 30000, 10, NULL, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_EXPIRED));
     store_deliveries_free(d, n);
@@ -913,6 +968,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_response_submission_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_expires_and_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_events_wait_for_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_large_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_creates_all_durable, setup, teardown),

@@ -317,6 +317,15 @@ static void on_events_due(void *ud)
 
 typedef int (*addr_check_fn)(const struct sockaddr *, size_t, char *, size_t);
 
+static void env_start_dispatcher(struct env *e, const struct webhook_options *o)
+{
+    e->d = webhook_dispatcher_start(e->st, o);
+    assert_non_null(e->d);
+    e->hook_target = e->d;
+    store_set_wakeups(e->st, NULL, on_events_due, e);
+}
+
+/* With o NULL the dispatcher is not started (env_start_dispatcher). */
 static struct env *env_start_opts(const struct plan *plans, size_t nplans,
                                   const struct webhook_options *o)
 {
@@ -333,10 +342,8 @@ static struct env *env_start_opts(const struct plan *plans, size_t nplans,
         fail_msg("store_open: %s", err);
     assert_int_equal(store_project_create(e->st, "p", &e->project), STORE_OK);
     e->rx = rx_start(plans, nplans);
-    e->d = webhook_dispatcher_start(e->st, o);
-    assert_non_null(e->d);
-    e->hook_target = e->d;
-    store_set_wakeups(e->st, NULL, on_events_due, e);
+    if (o)
+        env_start_dispatcher(e, o);
     return e;
 }
 
@@ -390,8 +397,11 @@ static void env_stop(struct env *e)
 }
 
 /* Creates a job posting to url and drives it through the store so that it
- * has n_events (1 or 2) events, in order. Writes the job id and secret. */
-static void make_job(struct env *e, const char *url, int n_events, char *job_id, char *secret)
+ * has n_events (1 or 2) events, in order. Writes the job id and secret.
+ * With held, each step hands its event body over, as the pipeline does,
+ * so that the store can pass the event to the dispatcher in memory. */
+static void make_job_as(struct env *e, const char *url, int n_events, bool held, char *job_id,
+                        char *secret)
 {
     struct job j;
     memset(&j, 0, sizeof(j));
@@ -430,11 +440,19 @@ static void make_job(struct env *e, const char *url, int n_events, char *job_id,
             .event_type = inbound ? JOB_EVENT_INBOUND_COMPLETE : JOB_EVENT_OUTBOUND_COMPLETE,
             .event_id = event_id,
             .now = clock_now_ms(),
+            .event_body = held ? "{\"held\":true}" : NULL,
+            .webhook_url = held ? url : NULL,
+            .webhook_secret = held ? secret : NULL,
         };
         assert_int_equal(store_work_complete(e->st, &r, 1), STORE_OK);
         job_clear(&claimed[0]);
         free(claimed);
     }
+}
+
+static void make_job(struct env *e, const char *url, int n_events, char *job_id, char *secret)
+{
+    make_job_as(e, url, n_events, false, job_id, secret);
 }
 
 /* Waits (up to 10 s) until the job's latest event reaches status want. */
@@ -862,6 +880,65 @@ static void test_idle_while_slots_full(void **state)
     env_stop(e);
 }
 
+/* A receiver that holds its requests gets max_per_receiver attempts at a
+ * time of the events handed over in memory, however many are due; the
+ * other slots go on to other receivers. Before that bound the held
+ * receiver took every slot and the other receiver's events waited for its
+ * answers. (Events claimed from the database are not bounded yet.) */
+static void test_busy_receiver_leaves_room(void **state)
+{
+    (void)state;
+    const struct plan plans[] = {{.prefix = "/slow", .codes = {200}, .delay_ms = 1500}};
+    struct webhook_options o;
+    webhook_options_default(&o);
+    assert_int_equal(webhook_schedule_parse("50ms", &o.schedule), 0);
+    o.allow_private = true;
+    o.timeout_ms = 10000;
+    o.max_in_flight = 4;
+    o.max_per_receiver = 2;
+    /* All of the slow receiver's events are there before the dispatcher
+     * starts, so that its first claim brings more than it has room for. */
+    struct env *e = env_start_opts(plans, 1, NULL);
+    enum { SLOW = 6, FAST = 2 };
+    char url[256], slow[SLOW][IDS_MAX_LEN], fast[FAST][IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    for (int i = 0; i < SLOW; i++) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow/%d", e->rx->port, i);
+        make_job_as(e, url, 1, true, slow[i], secret);
+    }
+    env_start_dispatcher(e, &o);
+    struct rec recs[MAX_RECS];
+    for (int64_t until = clock_now_ms() + 5000;
+         rx_on(e->rx, "/slow", recs, MAX_RECS) < 2 && clock_now_ms() < until;)
+        usleep(10000);
+    /* Another receiver: same server, another host name. */
+    for (int i = 0; i < FAST; i++) {
+        snprintf(url, sizeof(url), "http://localhost:%d/fast/%d", e->rx->port, i);
+        make_job_as(e, url, 1, true, fast[i], secret);
+    }
+    for (int i = 0; i < FAST; i++) {
+        struct store_delivery_state s = wait_state(e, fast[i], DELIVERY_DELIVERED, 1);
+        free(s.url);
+    }
+    /* Delivered while the slow receiver still holds its first two. */
+    assert_int_equal(rx_on(e->rx, "/slow", recs, MAX_RECS), 2);
+    for (int i = 0; i < SLOW; i++) {
+        struct store_delivery_state s;
+        assert_int_equal(store_delivery_state(e->st, slow[i], &s), STORE_OK);
+        assert_int_not_equal(s.status, DELIVERY_DELIVERED);
+        free(s.url);
+    }
+    /* And the slow receiver's events all go, two at a time. */
+    for (int i = 0; i < SLOW; i++) {
+        struct store_delivery_state s = wait_state(e, slow[i], DELIVERY_DELIVERED, 1);
+        free(s.url);
+    }
+    pthread_mutex_lock(&e->rx->mu);
+    size_t conns = e->rx->nconns;
+    pthread_mutex_unlock(&e->rx->mu);
+    assert_true(conns <= 2 + FAST);
+    env_stop(e);
+}
+
 static void test_null_and_defaults(void **state)
 {
     (void)state;
@@ -896,6 +973,7 @@ int main(void)
         cmocka_unit_test(test_many_in_flight),
         cmocka_unit_test(test_stop_with_attempts_in_flight),
         cmocka_unit_test(test_idle_while_slots_full),
+        cmocka_unit_test(test_busy_receiver_leaves_room),
     };
     return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);
 }
