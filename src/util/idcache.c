@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/ids.h"
+#include "util/strhash.h"
 
 struct entry {
     void *obj; /* NULL = slot free */
@@ -28,14 +29,6 @@ struct idcache {
     uint32_t *index; /* ring position + 1; 0 = empty */
     size_t mask;     /* index size - 1 (a power of two >= 2 * cap) */
 };
-
-static uint32_t hash_id(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
 
 struct idcache *idcache_new(size_t capacity, size_t max_bytes, void (*free_obj)(void *obj))
 {
@@ -140,7 +133,7 @@ int idcache_put(struct idcache *c, const char *id, void *obj, size_t bytes)
         return -1;
     }
     void *old = NULL, *evicted = NULL;
-    uint32_t h = hash_id(id);
+    uint32_t h = strhash(id);
     pthread_mutex_lock(&c->mu);
     size_t i = find(c, id, h);
     if (i != SIZE_MAX)
@@ -171,7 +164,7 @@ int idcache_put(struct idcache *c, const char *id, void *obj, size_t bytes)
 
 void *idcache_take(struct idcache *c, const char *id)
 {
-    uint32_t h = hash_id(id);
+    uint32_t h = strhash(id);
     pthread_mutex_lock(&c->mu);
     size_t i = find(c, id, h);
     void *obj = i != SIZE_MAX ? remove_at(c, i) : NULL;

@@ -35,6 +35,7 @@
 #include "util/log.h"
 #include "util/thread.h"
 #include "util/metrics.h"
+#include "util/strhash.h"
 #include "webhook/address.h"
 #include "webhook/outcome.h"
 #include "webhook/sign.h"
@@ -184,10 +185,7 @@ static bool receiver_key(const char *url, char *key, size_t cap)
 
 static size_t receiver_bucket(const char *key)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
-        h = (h ^ *c) * 16777619u;
-    return h % RECEIVER_BUCKETS;
+    return strhash(key) % RECEIVER_BUCKETS;
 }
 
 /* The receiver of url, made when new. NULL when url has no key or memory
