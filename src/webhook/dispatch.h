@@ -22,8 +22,9 @@ struct webhook_options {
     struct webhook_schedule schedule;
     int64_t timeout_ms;        /* per attempt (default 15000) */
     size_t max_in_flight;      /* concurrent deliveries (default 1000) */
-    /* Concurrent deliveries to one receiver (scheme, host and port), and
-     * its connections (default 256): see "receivers" in dispatch.c. */
+    /* Connections to one receiver (scheme, host and port), and the attempts
+     * in flight to it below which new events for it are started (default
+     * 256): see "receivers" in dispatch.c. */
     size_t max_per_receiver;
     size_t max_response_bytes; /* response body bytes read (default 64 KiB) */
     int jitter_pct;            /* ± percent applied to retry delays (default 20) */
