@@ -133,23 +133,41 @@ static void held_unstage(struct store *st, struct held_event *keep)
 size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max,
                        store_claim_room_fn room, void *room_ud)
 {
-    size_t n = 0;
+    /* The queue is taken out whole, so that room runs without st->mu (the
+     * lock every request's write takes); what stays goes back in front of
+     * whatever the writer queued meanwhile, which keeps the order. */
     pthread_mutex_lock(&st->mu);
-    struct held_event **link = &st->held_head, *last_kept = NULL;
-    while (n < max && *link) {
-        struct held_event *h = *link;
-        if (room && !room(room_ud, h->d.url)) {
-            last_kept = h;
-            link = &h->next;
-            continue;
-        }
-        *link = h->next;
-        out[n++] = h->d; /* the strings move to out */
-        held_release(st, h);
-    }
-    if (!*link)
-        st->held_tail = last_kept;
+    struct held_event *h = st->held_head, *last = st->held_tail;
+    st->held_head = st->held_tail = NULL;
     pthread_mutex_unlock(&st->mu);
+
+    size_t n = 0;
+    struct held_event *kept = NULL, **link = &kept, *kept_tail = NULL;
+    while (h) {
+        struct held_event *next = h->next;
+        if (n == max) {
+            *link = h; /* the rest stays as it is */
+            kept_tail = last;
+            break;
+        }
+        if (room && !room(room_ud, h->d.url)) {
+            *link = h;
+            link = &h->next;
+            kept_tail = h;
+        } else {
+            out[n++] = h->d; /* the strings move to out */
+            held_release(st, h);
+        }
+        h = next;
+    }
+    if (kept_tail) {
+        pthread_mutex_lock(&st->mu);
+        kept_tail->next = st->held_head;
+        if (!st->held_head)
+            st->held_tail = kept_tail;
+        st->held_head = kept;
+        pthread_mutex_unlock(&st->mu);
+    }
     return n;
 }
 

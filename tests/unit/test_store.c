@@ -606,33 +606,50 @@ static bool room_unless_a(void *ud, const char *url)
     return strcmp(url, "https://a.example/hook") != 0;
 }
 
+/* Creates a job whose event is handed over in memory for url. */
+static void held_event_for(struct fixture *f, const char *url, char event_id[IDS_MAX_LEN])
+{
+    struct job c;
+    create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, event_id);
+    char *own = c.webhook_url;
+    c.webhook_url = (char *)url;
+    complete_with_body(f->s.st, &c, JOB_COMPLETED, event_id, "{}");
+    c.webhook_url = own;
+    job_clear(&c);
+}
+
 /* An event handed over in memory whose receiver has no room stays queued,
- * in order, and the claim goes on to the events behind it. */
+ * in order, and the claim goes on to the events behind it; a claim that is
+ * full leaves the rest as it was, and events queued later go behind. */
 static void test_held_events_wait_for_room(void **state)
 {
     struct fixture *f = *state;
-    const char *urls[3] = {"https://a.example/hook", "https://b.example/hook",
-                           "https://a.example/hook"};
-    char ev[3][IDS_MAX_LEN];
-    for (int i = 0; i < 3; i++) {
-        struct job c;
-        create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, ev[i]);
-        char *url = c.webhook_url;
-        c.webhook_url = (char *)urls[i];
-        complete_with_body(f->s.st, &c, JOB_COMPLETED, ev[i], "{}");
-        c.webhook_url = url;
-        job_clear(&c);
-    }
+    const char *a = "https://a.example/hook", *b = "https://b.example/hook";
+    const char *urls[4] = {a, b, a, b};
+    char ev[5][IDS_MAX_LEN];
+    for (int i = 0; i < 4; i++)
+        held_event_for(f, urls[i], ev[i]);
     struct store_delivery *d;
     size_t n;
     int asked = 0;
     assert_int_equal(
-        store_event_claim(f->s.st, clock_now_ms(), 30000, 10, room_unless_a, &asked, &d, &n),
+        store_event_claim(f->s.st, clock_now_ms(), 30000, 1, room_unless_a, &asked, &d, &n),
         STORE_OK);
-    assert_int_equal(asked, 3);
+    assert_int_equal(asked, 2); /* full after the first b */
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, ev[1]);
-    assert_string_equal(d[0].url, urls[1]);
+    assert_string_equal(d[0].url, b);
+    assert_false(d[0].leased);
+    store_deliveries_free(d, n);
+    held_event_for(f, b, ev[4]);
+    asked = 0;
+    assert_int_equal(
+        store_event_claim(f->s.st, clock_now_ms(), 30000, 10, room_unless_a, &asked, &d, &n),
+        STORE_OK);
+    assert_int_equal(asked, 4);
+    assert_int_equal(n, 2);
+    assert_string_equal(d[0].event_id, ev[3]);
+    assert_string_equal(d[1].event_id, ev[4]);
     store_deliveries_free(d, n);
     assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
                      STORE_OK);
