@@ -128,7 +128,7 @@ stop_server
 fi
 
 if only delivery; then
-echo "== webhook delivery throughput: a 20,000-event backlog, 1,000 attempts in flight"
+echo "== webhook delivery throughput: a 20,000-event backlog, up to 1,000 attempts in flight, 256 per receiver"
 for delay in 0 20; do
   start_server
   node bench/delivery.mjs "http://127.0.0.1:$PORT" "$KEY" 20000 "$delay"
