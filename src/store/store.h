@@ -223,6 +223,10 @@ struct store_delivery {
     bool leased;
 };
 
+/* Says whether the caller can start an event for url now (its receiver
+ * has room); see store_event_claim. */
+typedef bool (*store_claim_room_fn)(void *ud, const char *url);
+
 /* Claims up to max due events: the oldest undelivered event of each job
  * whose next attempt time has come, marking them delivering and leasing
  * them until now + lease_ms. Per-job ordering follows from "oldest only".
@@ -230,12 +234,9 @@ struct store_delivery {
  * step built the body and its job has no earlier undelivered event,
  * writing nothing here for it: the stored
  * event stays pending until its attempt is recorded, and a crash is
- * covered by store_recover. */
-/* Says whether the caller can start an event for url now (its receiver
- * has room); see store_event_claim. */
-typedef bool (*store_claim_room_fn)(void *ud, const char *url);
-/* room (may be NULL: always) is asked about each event handed over in
- * memory, in order: one without room stays queued, in order, for a later
+ * covered by store_recover.
+ * room (may be NULL: always) is asked about each event handed over in
+ * memory, in queue order: one without room keeps its place for a later
  * claim; one with room is returned (leased false), so room must count it
  * as started. Events claimed from the database are returned whatever room
  * says (leased true). */
