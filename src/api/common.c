@@ -98,16 +98,10 @@ static bool is_json_content_type(const char *ct)
 
 json_t *api_json_body_or_reply(struct http_request *rq)
 {
-    struct app *app = http_request_app(rq);
     const char *ct = http_request_header(rq, "Content-Type");
     if (!ct || !is_json_content_type(ct)) {
         http_reply_error(rq, 415, "unsupported_media_type", NULL,
                          "Content-Type must be application/json (got %s)", ct ? ct : "none");
-        return NULL;
-    }
-    if (http_request_body_too_large(rq)) {
-        http_reply_error(rq, 413, "payload_too_large", NULL,
-                         "request body exceeds %zu bytes", app->cfg->max_body_bytes);
         return NULL;
     }
     size_t len;

@@ -17,6 +17,7 @@
 #include "util/jsonfmt.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/utf8.h"
 
 #define MAX_PARAMS 2
 #define MAX_PARAM_LEN 128
@@ -109,11 +110,6 @@ const char *http_request_body(struct http_request *rq, size_t *len)
 {
     *len = rq->body_len;
     return rq->body ? rq->body : "";
-}
-
-bool http_request_body_too_large(struct http_request *rq)
-{
-    return rq->too_large;
 }
 
 void http_request_set_data(struct http_request *rq, void *data, void (*free_fn)(void *))
@@ -231,6 +227,9 @@ void http_reply_error(struct http_request *rq, unsigned status, const char *code
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Messages quote client input, and a cut at a byte limit can split a
+     * character: jansson refuses invalid UTF-8, which made these a 500. */
+    utf8_scrub(msg);
     json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
     if (err && field)
         json_object_set_new(err, "field", json_string(field));
@@ -267,12 +266,22 @@ static bool route_match(const char *pattern, const char *path, char params[][MAX
     return *p == '\0' && *s == '\0';
 }
 
+static void reply_too_large(struct http_request *rq)
+{
+    http_reply_error(rq, 413, "payload_too_large", NULL, "request body exceeds %zu bytes",
+                     rq->srv->max_body);
+}
+
 static void dispatch(struct http_request *rq)
 {
     struct http_server *srv = rq->srv;
     if (rq->headers_too_large) {
         http_reply_error(rq, 431, "invalid_request", NULL,
                          "request headers exceed %d bytes", MAX_HEADER_BYTES);
+        return;
+    }
+    if (rq->too_large) {
+        reply_too_large(rq);
         return;
     }
     char allow[128] = "";
@@ -335,6 +344,35 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
     return MHD_YES;
 }
 
+/* Hands the reply made for rq (state RQ_REPLIED) to libmicrohttpd. */
+static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct http_request *rq)
+{
+    pthread_mutex_lock(&rq->mu);
+    struct MHD_Response *resp = rq->resp;
+    rq->resp = NULL;
+    rq->state = RQ_SENT;
+    pthread_mutex_unlock(&rq->mu);
+    enum MHD_Result r = MHD_queue_response(conn, rq->status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* A declared length over the cap is answered before any of the body is
+ * read: libmicrohttpd then sends no "100 Continue" and closes the
+ * connection afterwards. Every other request is answered only once its
+ * body is complete (DESIGN.md: replying early closes the connection), and
+ * so is a chunked body that crosses the cap: libmicrohttpd takes no reply
+ * while a body is arriving, so the rest is read and discarded. */
+static enum MHD_Result refuse_declared_too_large(struct MHD_Connection *conn,
+                                                 struct http_request *rq)
+{
+    pthread_mutex_lock(&rq->mu);
+    rq->state = RQ_HANDLING;
+    pthread_mutex_unlock(&rq->mu);
+    reply_too_large(rq);
+    return queue_reply(conn, rq);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -362,6 +400,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
         if (header_bytes > MAX_HEADER_BYTES)
             rq->headers_too_large = true;
+        else if (rq->too_large)
+            return refuse_declared_too_large(conn, rq);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -398,16 +438,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (st != RQ_REPLIED)
             return MHD_YES; /* suspended: MHD calls again after resume */
     }
-    if (st == RQ_REPLIED) {
-        pthread_mutex_lock(&rq->mu);
-        struct MHD_Response *resp = rq->resp;
-        rq->resp = NULL;
-        rq->state = RQ_SENT;
-        pthread_mutex_unlock(&rq->mu);
-        enum MHD_Result r = MHD_queue_response(conn, rq->status, resp);
-        MHD_destroy_response(resp);
-        return r;
-    }
+    if (st == RQ_REPLIED)
+        return queue_reply(conn, rq);
     return MHD_YES;
 }
 

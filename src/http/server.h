@@ -60,10 +60,9 @@ const char *http_request_header(struct http_request *rq, const char *name);
 const char *http_request_query(struct http_request *rq, const char *name);
 /* The i-th "{}" segment of the matched route (0-based), or NULL. */
 const char *http_request_param(struct http_request *rq, int i);
-/* The raw body and its length (NUL-terminated for convenience). */
+/* The raw body and its length (NUL-terminated for convenience). A body
+ * over max_body_bytes never reaches a handler: the server answers 413. */
 const char *http_request_body(struct http_request *rq, size_t *len);
-/* True when the body exceeded max_body_bytes (it was discarded). */
-bool http_request_body_too_large(struct http_request *rq);
 
 /* Per-request application value, freed with free_fn (may be NULL) when the
  * request ends. */

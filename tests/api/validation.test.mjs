@@ -3,6 +3,7 @@
 
 import { test, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 
 import { assertError, request } from './lib/client.mjs';
 import { assertCreated } from './lib/spec.mjs';
@@ -183,6 +184,58 @@ describe('POST /v1/jobs: body and content type', () => {
     const r = await post(body);
     assertError(r, 413, 'payload_too_large');
     await assertAlive();
+  });
+
+  // A declared length over the cap is refused before the body is sent:
+  // no "100 Continue", a 413 at once, and the connection closed (the server
+  // does not read what it refused). Raw TCP, since the client would
+  // otherwise send the body.
+  test('Content-Length over max_body_bytes → 413 before any body is sent, no 100 Continue', async () => {
+    for (const length of [MAX_BODY + 1, 1e15]) {
+      const head =
+        `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.key}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+      const raw = await new Promise((resolve, reject) => {
+        const sock = net.connect(Number(new URL(env.server.url).port), '127.0.0.1', () => sock.write(head));
+        const chunks = [];
+        sock.setTimeout(20000, () => sock.destroy(new Error(`no answer to a ${length}-byte declaration`)));
+        sock.on('data', (d) => chunks.push(d));
+        sock.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        sock.on('error', reject);
+      });
+      assert.doesNotMatch(raw, /100 Continue/i, raw);
+      assert.match(raw, /^HTTP\/1\.1 413 /, raw);
+      const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+      assert.equal(body.error.code, 'payload_too_large', raw);
+    }
+    await assertAlive();
+  });
+
+  test('a chunked body that grows past max_body_bytes → 413 payload_too_large', async () => {
+    const port = Number(new URL(env.server.url).port);
+    const payload = Buffer.from(JSON.stringify({ message_input: 'hi', webhook_url: hook, padding: 'p'.repeat(MAX_BODY) }));
+    let chunked = '';
+    for (let i = 0; i < payload.length; i += 8192) {
+      const part = payload.subarray(i, i + 8192);
+      chunked += `${part.length.toString(16)}\r\n${part.toString('latin1')}\r\n`;
+    }
+    chunked += '0\r\n\r\n';
+    const raw = await new Promise((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1', () =>
+        sock.write(
+          `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.key}\r\nConnection: close\r\n` +
+            `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`,
+          'latin1',
+        ),
+      );
+      const chunks = [];
+      sock.setTimeout(20000, () => sock.destroy(new Error('no answer to an oversized chunked body')));
+      sock.on('data', (d) => chunks.push(d));
+      sock.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      sock.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 413 /, raw);
+    assert.equal(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).error.code, 'payload_too_large');
   });
 
   test('body not JSON → 400 invalid_json', async () => {
@@ -461,6 +514,32 @@ describe('routing', () => {
       const r = await c.get('/v1/jobs', { headers: { 'x-pad': 'p'.repeat(kib * 1024) } });
       assertError(r, 431, 'invalid_request');
     }
+  });
+
+  // Messages quote the path, an id, a query value or a header; a quote can
+  // hold any byte, and a cut at a byte limit can split a character. The
+  // answer is still the 4xx, as valid JSON (invalid bytes become "?").
+  test('error messages that quote invalid UTF-8 stay 4xx JSON errors', async () => {
+    let r = await c.get('/v1/%FF');
+    assertError(r, 404, 'not_found');
+    assert.match(r.json.error.message, /\/v1\/\?/);
+    assertError(await c.get(`/v1/${'%C3%A9'.repeat(300)}`), 404, 'not_found');
+    assertError(await c.get('/v1/jobs/%FF'), 404, 'not_found');
+    assertError(await c.get('/v1/jobs/%C3'), 404, 'not_found');
+    assertError(await c.post('/v1/jobs/%FF/response', { response: 'x' }), 404, 'not_found');
+    assertError(await c.post('/v1/jobs/%FF/redeliver', {}), 404, 'not_found');
+    r = await c.get(`/v1/jobs?page=${'a'.repeat(31)}%C3%A9`);
+    assertError(r, 422, V, { field: 'page' });
+    r = await c.get(`/v1/jobs?page_size=${'9'.repeat(31)}%C3%A9`);
+    assertError(r, 422, V);
+    r = await post('{}', { headers: { 'content-type': 'text/\xff' } });
+    assertError(r, 415, 'unsupported_media_type');
+    // a metadata key of 67 bytes, cut at 64 in the middle of an "é"
+    await expect422({ message_input: 'hi', webhook_url: hook, metadata: { ['a'.repeat(63) + 'éé']: 1 } }, 'metadata');
+    r = await c.req('PUT', '/v1/policy', { body: { inbound: [{ id: 'r', type: 'keywords', keywords: ['x'], action: 'a' + 'é'.repeat(40) }] } });
+    assertError(r, 422, V);
+    r = await c.req('PUT', '/v1/policy', { body: { inbound: [{ id: 'r', type: 't' + 'é'.repeat(40), action: 'flag' }] } });
+    assertError(r, 422, V);
   });
 
   test('the server is still healthy after all hostile input', assertAlive);
