@@ -16,10 +16,16 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/secretbox.h"
+#include "util/taskq.h"
 #include "util/thread.h"
 #include "webhook/dispatch.h"
 
 #include <openssl/crypto.h>
+
+/* PUT /v1/policy requests that may wait for the compiler thread; more get
+ * 503 with Retry-After. Compiles take up to tens of seconds for the
+ * largest policies, so a deeper queue would only make clients time out. */
+#define POLICY_COMPILES_WAITING 16
 
 static void usage(FILE *out)
 {
@@ -416,7 +422,8 @@ static int cmd_serve(int argc, char **argv)
     thread_set_background_policy(cfg.background);
     pl = pipeline_start(st, pc, &po);
     wd = webhook_dispatcher_start(st, &wo);
-    if (!pl || !wd)
+    app.slow = taskq_start("policy-compile", POLICY_COMPILES_WAITING);
+    if (!pl || !wd || !app.slow)
         goto out;
     wake_ud[0] = pl;
     wake_ud[1] = wd;
@@ -452,6 +459,7 @@ out:
      * dispatcher use the store, so they stop first. */
     pipeline_stop(pl);
     webhook_dispatcher_stop(wd);
+    taskq_stop(app.slow); /* answers the PUTs it holds before HTTP stops */
     http_server_stop(http);
     store_close(st);
     policy_cache_free(pc);

@@ -22,6 +22,7 @@ struct app {
     struct policy_cache *policies;
     struct idem_table *idem;
     struct scratch_pool *scratch;
+    struct taskq *slow; /* compiles policies off the HTTP threads (util/taskq.h) */
 };
 
 extern const struct http_route api_routes[];

@@ -3,11 +3,13 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "util/taskq.h"
 
-static json_t *policy_view(const struct policy *p, int64_t version)
+/* GET's and PUT's answer; doc (stolen) is the normalised policy. */
+static json_t *policy_view(json_t *doc, int64_t version)
 {
     return json_pack("{s:I, s:b, s:o}", "version", (json_int_t)version, "default", version == 0,
-                     "policy", policy_to_json(p));
+                     "policy", doc);
 }
 
 void api_policy_get(struct http_request *rq)
@@ -18,23 +20,54 @@ void api_policy_get(struct http_request *rq)
         return;
     struct policy *p;
     int64_t version;
-    int rc = policy_cache_get(app->policies, project, &p, &version);
+    int rc = policy_cache_peek(app->policies, project, &p, &version);
     if (rc != STORE_OK) {
         api_reply_store_error(rq, rc);
         return;
     }
-    http_reply_json(rq, 200, policy_view(p, version));
-    policy_release(p);
+    if (p) {
+        http_reply_json(rq, 200, policy_view(policy_to_json(p), version));
+        policy_release(p);
+        return;
+    }
+    /* Not compiled yet (after a restart, or a newer version stored by
+     * another node): the stored text is the normalised form, which is all
+     * a GET shows, so it is answered without compiling. */
+    char *json = NULL;
+    rc = store_policy_get(app->st, project, &json, &version);
+    json_t *doc = rc == STORE_OK && json ? json_loads(json, 0, NULL) : NULL;
+    free(json);
+    if (rc != STORE_OK) {
+        api_reply_store_error(rq, rc);
+        return;
+    }
+    if (!doc) {
+        http_reply_error(rq, 500, "internal_error", NULL, "the stored policy cannot be read");
+        return;
+    }
+    http_reply_json(rq, 200, policy_view(doc, version));
 }
 
-void api_policy_put(struct http_request *rq)
-{
-    struct app *app = http_request_app(rq);
+/* A PUT waiting for the compiler thread (app->slow). */
+struct policy_put {
+    struct http_request *rq;
+    struct app *app;
     int64_t project;
-    json_t *body = api_auth_json_or_reply(rq, &project);
-    if (!body)
+};
+
+/* On the compiler thread: compile (seconds for a large policy), store the
+ * normalised form, publish it to the cache, reply. */
+static void policy_put_run(void *ud, bool cancelled)
+{
+    struct policy_put *t = ud;
+    struct http_request *rq = t->rq;
+    struct app *app = t->app;
+    int64_t project = t->project;
+    free(t);
+    if (cancelled) {
+        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
         return;
-    json_decref(body); /* parsed only to give JSON errors the API's usual shape */
+    }
     size_t len;
     const char *text = http_request_body(rq, &len);
     struct policy_error err;
@@ -62,6 +95,33 @@ void api_policy_put(struct http_request *rq)
         return;
     }
     policy_cache_put(app->policies, project, p, version);
-    http_reply_json(rq, 200, policy_view(p, version));
+    http_reply_json(rq, 200, policy_view(policy_to_json(p), version));
     policy_release(p);
+}
+
+void api_policy_put(struct http_request *rq)
+{
+    struct app *app = http_request_app(rq);
+    int64_t project;
+    json_t *body = api_auth_json_or_reply(rq, &project);
+    if (!body)
+        return;
+    json_decref(body); /* parsed only to give JSON errors the API's usual shape */
+    struct policy_put *t = malloc(sizeof(*t));
+    if (!t) {
+        http_reply_error(rq, 500, "internal_error", NULL, "out of memory");
+        return;
+    }
+    *t = (struct policy_put){.rq = rq, .app = app, .project = project};
+    if (!http_request_suspend(rq)) {
+        free(t);
+        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
+        return;
+    }
+    if (!taskq_submit(app->slow, policy_put_run, t)) {
+        free(t);
+        http_reply_add_header(rq, "Retry-After", "1");
+        http_reply_error(rq, 503, "unavailable", NULL,
+                         "too many policies are waiting to be compiled; retry shortly");
+    }
 }

@@ -1,6 +1,7 @@
 #include "pipeline/policy_cache.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,8 +102,8 @@ void policy_cache_put(struct policy_cache *pc, int64_t project_id, struct policy
     pthread_mutex_unlock(&pc->mu);
 }
 
-int policy_cache_get(struct policy_cache *pc, int64_t project_id, struct policy **out,
-                     int64_t *version)
+static int cache_get(struct policy_cache *pc, int64_t project_id, bool compile,
+                     struct policy **out, int64_t *version)
 {
     *out = NULL;
     int64_t v = 0;
@@ -116,7 +117,7 @@ int policy_cache_get(struct policy_cache *pc, int64_t project_id, struct policy 
         return STORE_OK;
     }
     struct policy *p = lookup(pc, project_id, v);
-    if (p) {
+    if (p || !compile) {
         *out = p;
         return STORE_OK;
     }
@@ -138,4 +139,16 @@ int policy_cache_get(struct policy_cache *pc, int64_t project_id, struct policy 
     policy_cache_put(pc, project_id, p, v);
     *out = p;
     return STORE_OK;
+}
+
+int policy_cache_get(struct policy_cache *pc, int64_t project_id, struct policy **out,
+                     int64_t *version)
+{
+    return cache_get(pc, project_id, true, out, version);
+}
+
+int policy_cache_peek(struct policy_cache *pc, int64_t project_id, struct policy **out,
+                      int64_t *version)
+{
+    return cache_get(pc, project_id, false, out, version);
 }

@@ -20,6 +20,12 @@ void policy_cache_free(struct policy_cache *pc);
 int policy_cache_get(struct policy_cache *pc, int64_t project_id, struct policy **out,
                      int64_t *version);
 
+/* The same without compiling: *out = NULL (and STORE_OK) when the current
+ * version is not compiled yet. For the HTTP threads, which must not spend
+ * seconds compiling (util/taskq.h). */
+int policy_cache_peek(struct policy_cache *pc, int64_t project_id, struct policy **out,
+                      int64_t *version);
+
 /* Installs a policy just stored as version (after PUT); takes a reference. */
 void policy_cache_put(struct policy_cache *pc, int64_t project_id, struct policy *p,
                       int64_t version);

@@ -347,6 +347,38 @@ describe('atomic swap', () => {
   });
 });
 
+describe('compiling runs off the HTTP threads', () => {
+  // A policy of 1,000 non-ASCII keywords takes about a second to compile
+  // (more under the sanitizers). Compiled on the HTTP threads, three such
+  // PUTs held both of them, and nothing else was answered until one ended.
+  test('while slow PUTs compile, other requests are answered before any of them', { timeout: 180000 }, async () => {
+    const doc = { inbound: [{ id: 'many', type: 'keywords', action: 'flag', keywords: Array.from({ length: 1000 }, (_, i) => `wörd${i}`) }], outbound: [] };
+    const cq = env.client('q');
+    const finished = [];
+    const puts = [0, 1, 2].map((i) =>
+      cq.put('/v1/policy', doc, { timeoutMs: 170000 }).then((r) => {
+        finished.push(`put ${i}`);
+        return r;
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the PUTs are in
+    const health = await c.get('/healthz');
+    finished.push('healthz');
+    const list = await c.get('/v1/jobs?page_size=1');
+    finished.push('list');
+    assert.equal(health.status, 200);
+    assert.equal(list.status, 200, list.text);
+    const results = await Promise.all(puts);
+    for (const r of results) assert.equal(r.status, 200, r.text.slice(0, 200));
+    assert.deepEqual(finished.slice(0, 2), ['healthz', 'list'], `order of answers: ${finished.join(', ')}`);
+    const versions = results.map((r) => r.json.version).sort((a, b) => a - b);
+    assert.equal(new Set(versions).size, 3, `three versions: ${versions}`);
+    const g = await cq.get('/v1/policy');
+    assert.equal(g.json.version, versions[2], 'the last compiled is current');
+    assert.equal(g.json.policy.inbound[0].keywords.length, 1000);
+  });
+});
+
 describe('command line: collie policy get|set (SPEC 8)', () => {
   test('policy set from a file reaches the running server; an API PUT is visible to policy get', async () => {
     createProject(env.db, 'cli');

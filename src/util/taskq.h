@@ -1,0 +1,34 @@
+/* A thread that runs slow tasks one at a time, off the HTTP threads.
+ *
+ * For work that a request must wait for but that can take seconds of CPU
+ * (compiling a policy): run on one of the two HTTP threads, it held up
+ * every connection of that thread, and two such requests stalled the API
+ * (a 20-rule policy took 16 s to compile, and a legal 100,000-keyword one
+ * takes ~24 s). The queue is bounded, so a flood of such requests is
+ * refused (taskq_submit returns false) instead of piling up. */
+#ifndef COLLIE_UTIL_TASKQ_H
+#define COLLIE_UTIL_TASKQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct taskq;
+
+/* Runs a task: cancelled is true when the queue is stopping and the task
+ * was never started; it must still release what ud owns (and answer its
+ * request). */
+typedef void (*taskq_fn)(void *ud, bool cancelled);
+
+/* Starts the thread (named name, at the background priority of
+ * util/thread.h) with room for max_pending tasks waiting. NULL on failure. */
+struct taskq *taskq_start(const char *name, size_t max_pending);
+
+/* Queues fn(ud) to run on the queue's thread. false when max_pending tasks
+ * are already waiting or the queue is stopping: fn is not called then. */
+bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud);
+
+/* Calls every waiting task with cancelled = true, waits for the one
+ * running, and frees q. NULL is a no-op. */
+void taskq_stop(struct taskq *q);
+
+#endif

@@ -1,0 +1,134 @@
+/* The slow-task thread: tasks run one at a time in order, the queue is
+ * bounded, and stopping cancels what never started. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/taskq.h"
+
+/* Tasks log their number (cancelled ones as -number); the first one can be
+ * held running until released, so that others pile up behind it. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int log_[64];
+static int nlog;
+static bool holding, started;
+
+static int ids[64];
+
+static void task(void *ud, bool cancelled)
+{
+    int id = *(int *)ud;
+    pthread_mutex_lock(&mu);
+    log_[nlog++] = cancelled ? -id : id;
+    started = true;
+    pthread_cond_broadcast(&cv);
+    while (!cancelled && id == 1 && holding)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static void reset(void)
+{
+    nlog = 0;
+    holding = true;
+    started = false;
+    for (int i = 0; i < 64; i++)
+        ids[i] = i;
+}
+
+static void wait_started(void)
+{
+    pthread_mutex_lock(&mu);
+    while (!started)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static void release_first(void)
+{
+    pthread_mutex_lock(&mu);
+    holding = false;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void test_runs_in_order_and_bounds_the_queue(void **state)
+{
+    (void)state;
+    reset();
+    struct taskq *q = taskq_start("test-q", 3);
+    assert_non_null(q);
+    assert_true(taskq_submit(q, task, &ids[1]));
+    wait_started(); /* task 1 runs and holds the thread */
+    assert_true(taskq_submit(q, task, &ids[2]));
+    assert_true(taskq_submit(q, task, &ids[3]));
+    assert_true(taskq_submit(q, task, &ids[4]));
+    assert_false(taskq_submit(q, task, &ids[5])); /* three are waiting: refused */
+    release_first();
+    for (;;) { /* until the three waiting have run */
+        pthread_mutex_lock(&mu);
+        int n = nlog;
+        pthread_mutex_unlock(&mu);
+        if (n == 4)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    taskq_stop(q);
+    assert_int_equal(nlog, 4);
+    int want[] = {1, 2, 3, 4};
+    assert_memory_equal(log_, want, sizeof(want));
+}
+
+static void *stop_thread(void *q)
+{
+    taskq_stop(q);
+    return NULL;
+}
+
+static void test_stop_cancels_waiting_tasks(void **state)
+{
+    (void)state;
+    reset();
+    struct taskq *q = taskq_start("test-q", 8);
+    assert_non_null(q);
+    assert_true(taskq_submit(q, task, &ids[1]));
+    wait_started();
+    assert_true(taskq_submit(q, task, &ids[2]));
+    assert_true(taskq_submit(q, task, &ids[3]));
+    /* stop while task 1 still runs: 2 and 3 are called cancelled, then
+     * task 1 is let go and the thread is joined */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stop_thread, q), 0);
+    for (;;) {
+        pthread_mutex_lock(&mu);
+        int n = nlog;
+        pthread_mutex_unlock(&mu);
+        if (n == 3)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    release_first();
+    pthread_join(t, NULL);
+    int want[] = {1, -2, -3};
+    assert_int_equal(nlog, 3);
+    assert_memory_equal(log_, want, sizeof(want));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_runs_in_order_and_bounds_the_queue),
+        cmocka_unit_test(test_stop_cancels_waiting_tasks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
