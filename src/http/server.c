@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "util/clock.h"
@@ -289,14 +290,18 @@ static void dispatch(struct http_request *rq)
         const struct http_route *r = &srv->routes[i];
         if (!route_match(r->pattern, rq->path, NULL))
             continue;
-        if (strcmp(r->method, rq->method) == 0) {
+        /* HEAD is GET without the body (RFC 9110 9.3.2), which
+         * libmicrohttpd leaves out itself. */
+        bool head_as_get = strcmp(rq->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
+        if (head_as_get || strcmp(r->method, rq->method) == 0) {
             route_match(r->pattern, rq->path, rq->params);
             rq->route = r;
             r->fn(rq);
             return;
         }
         size_t used = strlen(allow);
-        snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", r->method);
+        snprintf(allow + used, sizeof(allow) - used, "%s%s%s", used ? ", " : "", r->method,
+                 strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
     }
     if (allow[0]) {
         http_reply_add_header(rq, MHD_HTTP_HEADER_ALLOW, allow);
@@ -357,19 +362,27 @@ static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct http_requ
     return r;
 }
 
-/* A declared length over the cap is answered before any of the body is
- * read: libmicrohttpd then sends no "100 Continue" and closes the
- * connection afterwards. Every other request is answered only once its
- * body is complete (DESIGN.md: replying early closes the connection), and
- * so is a chunked body that crosses the cap: libmicrohttpd takes no reply
- * while a body is arriving, so the rest is read and discarded. */
-static enum MHD_Result refuse_declared_too_large(struct MHD_Connection *conn,
-                                                 struct http_request *rq)
+/* Refuses a request on its headers, before any of the body is read: a
+ * declared length over the cap, or a transfer coding other than chunked
+ * (libmicrohttpd would read such a body until the client closed).
+ * libmicrohttpd then sends no "100 Continue" and closes the connection
+ * afterwards. Every other request is answered only once its body is
+ * complete (DESIGN.md: replying early closes the connection), and so is a
+ * chunked body that crosses the cap: libmicrohttpd takes no reply while a
+ * body is arriving, so the rest is read and discarded. */
+static enum MHD_Result refuse_on_headers(struct MHD_Connection *conn, struct http_request *rq,
+                                         const char *coding)
 {
     pthread_mutex_lock(&rq->mu);
     rq->state = RQ_HANDLING;
     pthread_mutex_unlock(&rq->mu);
-    reply_too_large(rq);
+    if (coding)
+        http_reply_error(rq, 400, "invalid_request", NULL,
+                         "Transfer-Encoding '%.64s' is not supported: send the body with "
+                         "Content-Length, or chunked",
+                         coding);
+    else
+        reply_too_large(rq);
     return queue_reply(conn, rq);
 }
 
@@ -398,10 +411,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             rq->too_large = true;
         size_t header_bytes = 0;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
-        if (header_bytes > MAX_HEADER_BYTES)
+        if (header_bytes > MAX_HEADER_BYTES) {
             rq->headers_too_large = true;
-        else if (rq->too_large)
-            return refuse_declared_too_large(conn, rq);
+            return MHD_YES;
+        }
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (te && strcasecmp(te, "chunked") != 0)
+            return refuse_on_headers(conn, rq, te);
+        if (rq->too_large)
+            return refuse_on_headers(conn, rq, NULL);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {

@@ -211,6 +211,26 @@ describe('POST /v1/jobs: body and content type', () => {
     await assertAlive();
   });
 
+  test('a transfer coding other than chunked → 400 invalid_request at once, not a wait for the close', async () => {
+    const raw = await new Promise((resolve, reject) => {
+      const sock = net.connect(Number(new URL(env.server.url).port), '127.0.0.1', () =>
+        sock.write(
+          `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.key}\r\n` +
+            'Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n{"message":',
+        ),
+      );
+      const chunks = [];
+      sock.setTimeout(20000, () => sock.destroy(new Error('no answer to Transfer-Encoding: gzip')));
+      sock.on('data', (d) => chunks.push(d));
+      sock.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      sock.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 400 /, raw);
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error.code, 'invalid_request');
+    assert.match(body.error.message, /gzip/);
+  });
+
   test('a chunked body that grows past max_body_bytes → 413 payload_too_large', async () => {
     const port = Number(new URL(env.server.url).port);
     const payload = Buffer.from(JSON.stringify({ message_input: 'hi', webhook_url: hook, padding: 'p'.repeat(MAX_BODY) }));
@@ -479,6 +499,21 @@ describe('routing', () => {
     r = await c.req('POST', '/healthz', { body: {} });
     assert.equal(r.status, 405, `POST /healthz: ${r.text}`);
     assert.ok(String(r.headers.allow || '').toUpperCase().includes('GET'), `Allow for /healthz: ${r.headers.allow}`);
+  });
+
+  test('HEAD is GET without the body; Allow lists HEAD beside GET', async () => {
+    let r = await request(env.server.url, 'HEAD', '/healthz');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, '');
+    r = await c.req('HEAD', '/v1/jobs?page_size=1');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, '');
+    assert.ok(Number(r.headers['content-length']) > 0, 'the length GET would send');
+    assert.equal((await c.req('HEAD', '/v1/jobs/job_01ARZ3NDEKTSV4RRFFQ69G5FAV')).status, 404);
+    r = await c.req('HEAD', '/v1/jobs/job_01ARZ3NDEKTSV4RRFFQ69G5FAV/response');
+    assert.equal(r.status, 405);
+    r = await c.req('DELETE', '/v1/jobs');
+    assert.match(String(r.headers.allow), /\bHEAD\b/, `Allow: ${r.headers.allow}`);
   });
 
   test('errors are JSON with a non-empty message (spot check of content type)', async () => {
