@@ -471,6 +471,8 @@ static int compile_db(struct pol_direction *d, struct pat_build *b, int group, b
     hs_compile_error_t *cerr = NULL;
     if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, db, &cerr) != HS_SUCCESS) {
         if (cerr && cerr->expression >= 0 && ids[cerr->expression] < d->npats) {
+            /* a detector pattern names the leader of the rules sharing it,
+             * the first rule of its type in the direction */
             const struct pol_pat *pat = &d->pats[ids[cerr->expression]];
             const struct pol_rule *r = &d->rules[pat->rule];
             char field[64];
@@ -560,16 +562,51 @@ static int compile_groups(struct pol_direction *d, struct pat_build *b, const st
  * against 48 ms as literals. */
 #define MERGE_KEYWORDS 4000
 
+/* Links the rules of each detector type of a direction (pii, secrets,
+ * prompt_injection) into a chain led by the first of them (pol_rule.leader,
+ * next_shared), and returns the pii entities the leader's patterns must
+ * cover: those of every pii rule. Only leaders get detector patterns, which
+ * keeps compile time independent of how many rules of a type a policy has:
+ * with a copy of the detectors per rule, 1, 2, 4 and 8 prompt_injection
+ * rules took 0.95, 1.85, 3.21 and 6.60 s to compile and 20 (a 2.4 KB
+ * policy) 15 to 20 s, on the HTTP thread of a PUT /v1/policy. */
+static unsigned link_shared(struct pol_direction *d)
+{
+    int last[3] = {-1, -1, -1}; /* the last rule of each chain: pii, secrets, injection */
+    unsigned entities = 0;
+    for (int r = 0; r < d->nrules; r++) {
+        struct pol_rule *rule = &d->rules[r];
+        rule->leader = r;
+        rule->next_shared = -1;
+        if (rule->type != POL_PII && rule->type != POL_SECRETS && rule->type != POL_INJECTION)
+            continue;
+        int k = rule->type == POL_PII ? 0 : rule->type == POL_SECRETS ? 1 : 2;
+        if (last[k] >= 0) {
+            rule->leader = d->rules[last[k]].leader;
+            d->rules[last[k]].next_shared = r;
+        }
+        last[k] = r;
+        if (rule->type == POL_PII)
+            entities |= rule->entities;
+    }
+    return entities;
+}
+
 int pol_direction_compile(struct pol_direction *d, const char *dir_name, struct policy_error *err)
 {
     struct pat_build b = {0};
     struct lit_set lits = {0};
     unsigned cap = 0;
     int rc = -1;
+    unsigned pii_entities = link_shared(d);
     for (int r = 0; r < d->nrules; r++) {
         struct pol_rule *rule = &d->rules[r];
         size_t n;
         const struct pol_detector *dets;
+        if (rule->type == POL_INJECTION)
+            d->injection_rules++;
+        if (rule->leader != r)
+            continue; /* matched through its leader's patterns */
         switch (rule->type) {
         case POL_KEYWORDS:
             for (size_t k = 0; k < rule->nkeywords; k++) {
@@ -595,7 +632,7 @@ int pol_direction_compile(struct pol_direction *d, const char *dir_name, struct 
             break;
         case POL_PII:
             dets = pii_detectors(&n);
-            if (add_detectors(d, &b, &cap, r, dets, n, rule->entities))
+            if (add_detectors(d, &b, &cap, r, dets, n, pii_entities))
                 goto oom;
             break;
         case POL_SECRETS:
@@ -607,7 +644,6 @@ int pol_direction_compile(struct pol_direction *d, const char *dir_name, struct 
             dets = injection_detectors(&n);
             if (add_detectors(d, &b, &cap, r, dets, n, 0))
                 goto oom;
-            d->injection_rules++;
             break;
         case POL_LENGTH:
             break;

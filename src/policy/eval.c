@@ -130,7 +130,7 @@ struct scan_ctx {
      * scan_region (or end in its padding) */
     size_t min_end, max_end;
     bool dedupe; /* the end-of-data pass may repeat hits of the padded pass */
-    int rule;    /* decoded-payload scans: the injection rule counted */
+    int rule;    /* decoded-payload scans: the leader of the injection rule counted */
     bool oom;
 };
 
@@ -449,7 +449,7 @@ static int push_match(struct policy_scratch *s, int rule, size_t start, size_t e
 }
 
 /* The database with the anchors over a decoded payload: marks the gated
- * patterns of the rule scored whose anchors occur. */
+ * patterns of the rule scored (its leader's) whose anchors occur. */
 static int on_decoded_anchor(unsigned int id, unsigned long long from, unsigned long long to,
                              unsigned int flags, void *ctx)
 {
@@ -480,11 +480,11 @@ static int on_decoded(unsigned int id, unsigned long long from, unsigned long lo
     return 0;
 }
 
-/* Counts the phrases of rule in the decoded payload s->b64[0, dl) the way
- * they are found in the text: the anchors first, then each pattern they
- * may belong to, here over the whole payload. Returns how many were found,
- * or -1. */
-static long decoded_phrases(struct scan_ctx *c, int rule, size_t dl)
+/* Counts the phrases of leader's patterns in the decoded payload
+ * s->b64[0, dl) the way they are found in the text: the anchors first, then
+ * each pattern they may belong to, here over the whole payload. Returns how
+ * many were found, or -1. */
+static long decoded_phrases(struct scan_ctx *c, int leader, size_t dl)
 {
     struct policy_scratch *s = c->s;
     const struct pol_direction *d = c->d;
@@ -495,7 +495,7 @@ static long decoded_phrases(struct scan_ctx *c, int rule, size_t dl)
         return -1;
     memset(s->gmark, 0, d->ngated);
     memset(s->b64 + dl, 0, SCAN_PAD); /* see SCAN_PAD */
-    c->rule = rule;
+    c->rule = leader;
     c->max_end = dl;
     unsigned long before = 0, after = 0;
     size_t ndet;
@@ -515,12 +515,15 @@ static long decoded_phrases(struct scan_ctx *c, int rule, size_t dl)
     return (long)(after - before);
 }
 
-/* Scores each prompt_injection rule from its hits; base64 spans count only
- * when what they decode to contains an injection phrase. */
+/* Scores a prompt_injection rule from the hits of its leader's patterns
+ * (shared by every prompt_injection rule of the direction); base64 spans
+ * count only when what they decode to contains an injection phrase. The
+ * matches and the threshold are the rule's own. */
 static int score_injection(struct scan_ctx *c, int rule, double *score)
 {
     struct policy_scratch *s = c->s;
     const struct pol_direction *d = c->d;
+    int leader = d->rules[rule].leader;
     size_t ndet;
     const struct pol_detector *base = injection_detectors(&ndet);
     if (reserve((void **)&s->counts, &s->ccap, ndet, sizeof(unsigned)))
@@ -529,7 +532,7 @@ static int score_injection(struct scan_ctx *c, int rule, double *score)
     size_t first_match = s->nm;
     for (size_t i = 0; i < s->nhits; i++) {
         const struct hit *h = &s->hits[i];
-        if (h->lit || d->pats[h->id].rule != rule || h->start == START_UNKNOWN)
+        if (h->lit || d->pats[h->id].rule != leader || h->start == START_UNKNOWN)
             continue;
         const struct pol_detector *det = d->pats[h->id].det;
         size_t st = h->start, en = h->end;
@@ -537,7 +540,7 @@ static int score_injection(struct scan_ctx *c, int rule, double *score)
             continue;
         if (det->signal == SIG_BASE64) {
             long dl = injection_b64_decode(c->text + st, en - st, s->b64, B64_MAX);
-            long found = dl > 0 ? decoded_phrases(c, rule, (size_t)dl) : 0;
+            long found = dl > 0 ? decoded_phrases(c, leader, (size_t)dl) : 0;
             if (found < 0)
                 return -1;
             if (found == 0)
@@ -551,6 +554,12 @@ static int score_injection(struct scan_ctx *c, int rule, double *score)
     if (*score <= 0.0 || *score < d->rules[rule].threshold)
         s->nm = first_match; /* below threshold: not triggered */
     return 0;
+}
+
+/* Does rule take the hits of det (a pii rule only those of its entities)? */
+static bool rule_takes(const struct pol_rule *rule, const struct pol_detector *det)
+{
+    return !det || !det->entity_bit || (rule->entities & det->entity_bit);
 }
 
 static int collect_matches(struct scan_ctx *c)
@@ -572,8 +581,10 @@ static int collect_matches(struct scan_ctx *c)
             continue;
         if (p->word_bounds && !word_edge_ok(c->text, c->len, st, en, p->word_bounds))
             continue;
-        if (push_match(s, p->rule, st, en, p->det))
-            return -1;
+        /* p->rule leads the rules that share its patterns (compile.c) */
+        for (int r = p->rule; r >= 0; r = d->rules[r].next_shared)
+            if (rule_takes(&d->rules[r], p->det) && push_match(s, r, st, en, p->det))
+                return -1;
     }
     for (int r = 0; r < d->nrules; r++) {
         const struct pol_rule *rule = &d->rules[r];

@@ -90,6 +90,14 @@ struct pol_rule {
     double threshold;
     /* length */
     long long max_chars;
+    /* Set by pol_direction_compile. The rules of one detector type (pii,
+     * secrets, prompt_injection) share the detector patterns of the first of
+     * them in the direction, their leader (the pii leader's cover the union
+     * of their entities): a pattern's rule (pol_pat.rule) is the leader, and
+     * its hits belong to every rule of the chain leader, next_shared, ...
+     * (-1 ends it). Any other rule is its own leader, with no next. */
+    int leader;
+    int next_shared;
 };
 
 /* What a span that survived validation should be re-examined for. */
@@ -160,7 +168,7 @@ const struct pol_detector *injection_detectors(size_t *n);
 
 /* A pattern of scan_db[group], or of its own database when gated. */
 struct pol_pat {
-    int rule;                       /* index into the direction's rules */
+    int rule;                       /* index into the direction's rules; a detector's: the leader */
     const struct pol_detector *det; /* NULL for regex rules and keywords */
     unsigned min_width, max_width;  /* bytes; max_width UINT_MAX = unbounded */
     unsigned char word_bounds;      /* keywords: bit 0 start, bit 1 end must be a word edge */
