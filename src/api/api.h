@@ -37,6 +37,13 @@ bool api_auth_or_reply(struct http_request *rq, int64_t *project);
  * Returns a new reference, or NULL when a 4xx was already sent. */
 json_t *api_json_body_or_reply(struct http_request *rq);
 
+/* Hands rq to the compiler thread (app->slow): suspends it and queues
+ * fn(ud), which must reply (also when called cancelled). true = queued: fn
+ * owns ud now. false = not queued (shutting down, or the queue is full):
+ * a 503 was sent and ud is still the caller's. */
+bool api_queue_slow_or_reply(struct http_request *rq, void (*fn)(void *ud, bool cancelled),
+                             void *ud);
+
 /* Both of the above, for handlers that need nothing in between. */
 json_t *api_auth_json_or_reply(struct http_request *rq, int64_t *project);
 

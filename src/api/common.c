@@ -5,6 +5,7 @@
 #include "api/api.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/taskq.h"
 
 /* Keys found recently, per HTTP thread (no lock). A lookup is a SQLite
  * read, ~4 µs of the ~50 µs a create costs on its thread, and a client
@@ -170,4 +171,20 @@ void api_reply_store_error(struct http_request *rq, int rc)
     log_error("api", "%s %s: store error: %s", http_request_method(rq), http_request_path(rq),
               store_strerror(rc));
     http_reply_error(rq, 500, "internal_error", NULL, "internal error");
+}
+
+bool api_queue_slow_or_reply(struct http_request *rq, void (*fn)(void *ud, bool cancelled),
+                             void *ud)
+{
+    if (!http_request_suspend(rq)) {
+        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
+        return false;
+    }
+    struct app *app = http_request_app(rq);
+    if (taskq_submit(app->slow, fn, ud))
+        return true;
+    http_reply_add_header(rq, "Retry-After", "1");
+    http_reply_error(rq, 503, "unavailable", NULL,
+                     "too many policies are waiting to be compiled; retry shortly");
+    return false;
 }

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "util/taskq.h"
 
 /* Matcher scratch for HTTP threads: allocating one per request would cost
  * more than the scan, so finished requests hand theirs back here. */
@@ -156,15 +155,8 @@ void api_filter(struct http_request *rq)
     }
     /* The project's policy is not compiled yet: that can take seconds,
      * which this thread's other connections must not wait for. */
-    if (!http_request_suspend(rq)) {
-        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
-        goto out;
-    }
-    if (taskq_submit(app->slow, filter_run, f))
+    if (api_queue_slow_or_reply(rq, filter_run, f))
         return; /* f belongs to filter_run */
-    http_reply_add_header(rq, "Retry-After", "1");
-    http_reply_error(rq, 503, "unavailable", NULL,
-                     "too many policies are waiting to be compiled; retry shortly");
 out:
     filter_req_free(f);
 }

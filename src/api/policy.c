@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "util/taskq.h"
 
 /* GET's and PUT's answer; doc (stolen) is the normalised policy. */
 static json_t *policy_view(json_t *doc, int64_t version)
@@ -113,15 +112,6 @@ void api_policy_put(struct http_request *rq)
         return;
     }
     *t = (struct policy_put){.rq = rq, .app = app, .project = project};
-    if (!http_request_suspend(rq)) {
+    if (!api_queue_slow_or_reply(rq, policy_put_run, t))
         free(t);
-        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
-        return;
-    }
-    if (!taskq_submit(app->slow, policy_put_run, t)) {
-        free(t);
-        http_reply_add_header(rq, "Retry-After", "1");
-        http_reply_error(rq, 503, "unavailable", NULL,
-                         "too many policies are waiting to be compiled; retry shortly");
-    }
 }

@@ -32,6 +32,23 @@ async function expect422(body, field, what) {
   return r;
 }
 
+// Sends text over a fresh TCP connection and resolves with everything the
+// server sent until it closed (for requests the HTTP client would not send
+// as they are). what names the request in the timeout error.
+function rawExchange(text, what) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(new URL(env.server.url).port), '127.0.0.1', () => sock.write(text, 'latin1'));
+    const chunks = [];
+    sock.setTimeout(20000, () => sock.destroy(new Error(`no answer to ${what}`)));
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    sock.on('error', reject);
+  });
+}
+
+// The JSON body of a raw HTTP answer.
+const rawJson = (raw) => JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+
 async function assertAlive() {
   const r = await request(env.server.url, 'GET', '/healthz');
   assert.equal(r.status, 200, 'server still alive');
@@ -195,44 +212,27 @@ describe('POST /v1/jobs: body and content type', () => {
       const head =
         `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.key}\r\n` +
         `Content-Type: application/json\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
-      const raw = await new Promise((resolve, reject) => {
-        const sock = net.connect(Number(new URL(env.server.url).port), '127.0.0.1', () => sock.write(head));
-        const chunks = [];
-        sock.setTimeout(20000, () => sock.destroy(new Error(`no answer to a ${length}-byte declaration`)));
-        sock.on('data', (d) => chunks.push(d));
-        sock.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-        sock.on('error', reject);
-      });
+      const raw = await rawExchange(head, `a ${length}-byte declaration`);
       assert.doesNotMatch(raw, /100 Continue/i, raw);
       assert.match(raw, /^HTTP\/1\.1 413 /, raw);
-      const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
-      assert.equal(body.error.code, 'payload_too_large', raw);
+      assert.equal(rawJson(raw).error.code, 'payload_too_large', raw);
     }
     await assertAlive();
   });
 
   test('a transfer coding other than chunked → 400 invalid_request at once, not a wait for the close', async () => {
-    const raw = await new Promise((resolve, reject) => {
-      const sock = net.connect(Number(new URL(env.server.url).port), '127.0.0.1', () =>
-        sock.write(
-          `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.key}\r\n` +
-            'Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n{"message":',
-        ),
-      );
-      const chunks = [];
-      sock.setTimeout(20000, () => sock.destroy(new Error('no answer to Transfer-Encoding: gzip')));
-      sock.on('data', (d) => chunks.push(d));
-      sock.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      sock.on('error', reject);
-    });
+    const raw = await rawExchange(
+      `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.key}\r\n` +
+        'Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n{"message":',
+      'Transfer-Encoding: gzip',
+    );
     assert.match(raw, /^HTTP\/1\.1 400 /, raw);
-    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    const body = rawJson(raw);
     assert.equal(body.error.code, 'invalid_request');
     assert.match(body.error.message, /gzip/);
   });
 
   test('a chunked body that grows past max_body_bytes → 413 payload_too_large', async () => {
-    const port = Number(new URL(env.server.url).port);
     const payload = Buffer.from(JSON.stringify({ message_input: 'hi', webhook_url: hook, padding: 'p'.repeat(MAX_BODY) }));
     let chunked = '';
     for (let i = 0; i < payload.length; i += 8192) {
@@ -240,22 +240,13 @@ describe('POST /v1/jobs: body and content type', () => {
       chunked += `${part.length.toString(16)}\r\n${part.toString('latin1')}\r\n`;
     }
     chunked += '0\r\n\r\n';
-    const raw = await new Promise((resolve, reject) => {
-      const sock = net.connect(port, '127.0.0.1', () =>
-        sock.write(
-          `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.key}\r\nConnection: close\r\n` +
-            `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`,
-          'latin1',
-        ),
-      );
-      const chunks = [];
-      sock.setTimeout(20000, () => sock.destroy(new Error('no answer to an oversized chunked body')));
-      sock.on('data', (d) => chunks.push(d));
-      sock.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      sock.on('error', reject);
-    });
+    const raw = await rawExchange(
+      `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.key}\r\nConnection: close\r\n` +
+        `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`,
+      'an oversized chunked body',
+    );
     assert.match(raw, /^HTTP\/1\.1 413 /, raw);
-    assert.equal(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).error.code, 'payload_too_large');
+    assert.equal(rawJson(raw).error.code, 'payload_too_large');
   });
 
   test('body not JSON → 400 invalid_json', async () => {

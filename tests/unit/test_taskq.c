@@ -9,7 +9,6 @@
 
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include "util/taskq.h"
 
@@ -52,6 +51,14 @@ static void wait_started(void)
     pthread_mutex_unlock(&mu);
 }
 
+static void wait_for_log(int n)
+{
+    pthread_mutex_lock(&mu);
+    while (nlog < n)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
 static void release_first(void)
 {
     pthread_mutex_lock(&mu);
@@ -73,15 +80,7 @@ static void test_runs_in_order_and_bounds_the_queue(void **state)
     assert_true(taskq_submit(q, task, &ids[4]));
     assert_false(taskq_submit(q, task, &ids[5])); /* three are waiting: refused */
     release_first();
-    for (;;) { /* until the three waiting have run */
-        pthread_mutex_lock(&mu);
-        int n = nlog;
-        pthread_mutex_unlock(&mu);
-        if (n == 4)
-            break;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+    wait_for_log(4); /* the three waiting have run */
     taskq_stop(q);
     assert_int_equal(nlog, 4);
     int want[] = {1, 2, 3, 4};
@@ -108,15 +107,7 @@ static void test_stop_cancels_waiting_tasks(void **state)
      * task 1 is let go and the thread is joined */
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, stop_thread, q), 0);
-    for (;;) {
-        pthread_mutex_lock(&mu);
-        int n = nlog;
-        pthread_mutex_unlock(&mu);
-        if (n == 3)
-            break;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+    wait_for_log(3); /* 2 and 3 were cancelled */
     release_first();
     pthread_join(t, NULL);
     int want[] = {1, -2, -3};
