@@ -459,8 +459,11 @@ out:
      * dispatcher use the store, so they stop first. */
     pipeline_stop(pl);
     webhook_dispatcher_stop(wd);
-    taskq_stop(app.slow); /* answers the PUTs it holds before HTTP stops */
+    /* The compiler thread answers what it holds before HTTP stops; the
+     * queue itself lives on, refusing, while HTTP handlers may still run. */
+    taskq_stop(app.slow);
     http_server_stop(http);
+    taskq_free(app.slow);
     store_close(st);
     policy_cache_free(pc);
     idem_table_free(app.idem);

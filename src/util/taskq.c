@@ -94,6 +94,10 @@ void taskq_stop(struct taskq *q)
     if (!q)
         return;
     pthread_mutex_lock(&q->mu);
+    if (q->stopping) {
+        pthread_mutex_unlock(&q->mu);
+        return;
+    }
     q->stopping = true;
     struct task *t = q->head;
     q->head = q->tail = NULL;
@@ -107,6 +111,13 @@ void taskq_stop(struct taskq *q)
         t = next;
     }
     pthread_join(q->thread, NULL);
+}
+
+void taskq_free(struct taskq *q)
+{
+    if (!q)
+        return;
+    taskq_stop(q);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
     free(q);

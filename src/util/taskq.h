@@ -27,8 +27,12 @@ struct taskq *taskq_start(const char *name, size_t max_pending);
  * are already waiting or the queue is stopping: fn is not called then. */
 bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud);
 
-/* Calls every waiting task with cancelled = true, waits for the one
- * running, and frees q. NULL is a no-op. */
+/* Calls every waiting task with cancelled = true and waits for the one
+ * running. Later taskq_submit calls return false, so q can stay reachable
+ * (from HTTP handlers still running) until taskq_free. NULL is a no-op. */
 void taskq_stop(struct taskq *q);
+
+/* Stops q if that was not done, and frees it. NULL is a no-op. */
+void taskq_free(struct taskq *q);
 
 #endif

@@ -1,5 +1,6 @@
 /* The slow-task thread: tasks run one at a time in order, the queue is
- * bounded, and stopping cancels what never started. */
+ * bounded, stopping cancels what never started, and a stopped queue
+ * refuses new tasks until it is freed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,6 +86,10 @@ static void test_runs_in_order_and_bounds_the_queue(void **state)
     assert_int_equal(nlog, 4);
     int want[] = {1, 2, 3, 4};
     assert_memory_equal(log_, want, sizeof(want));
+    /* stopped, not freed: a late submit is refused, never run */
+    assert_false(taskq_submit(q, task, &ids[6]));
+    taskq_free(q);
+    assert_int_equal(nlog, 4);
 }
 
 static void *stop_thread(void *q)
@@ -113,6 +118,8 @@ static void test_stop_cancels_waiting_tasks(void **state)
     int want[] = {1, -2, -3};
     assert_int_equal(nlog, 3);
     assert_memory_equal(log_, want, sizeof(want));
+    assert_false(taskq_submit(q, task, &ids[4]));
+    taskq_free(q);
 }
 
 int main(void)
