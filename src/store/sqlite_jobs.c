@@ -313,6 +313,12 @@ int store_job_list(struct store *st, int64_t project_id, unsigned statuses, int6
         statuses = (1u << JOB_STATUS_COUNT) - 1;
     struct conn *c = store_reader(st);
     int rc = STORE_IO;
+    /* The count and the page are read in one transaction, so from one
+     * snapshot: otherwise a job changing status between them made total
+     * disagree with the page (seen: total 3 over a 2-job list). */
+    bool in_txn = conn_exec(c, "BEGIN") == STORE_OK;
+    if (!in_txn)
+        goto out;
     /* The status set is a bit mask tested in SQL so one prepared statement
      * serves every filter. */
     sqlite3_stmt *s = conn_stmt(c, "SELECT count(*) FROM jobs WHERE project_id = ?1"
@@ -323,6 +329,7 @@ int store_job_list(struct store *st, int64_t project_id, unsigned statuses, int6
     sqlite3_bind_int64(s, 2, statuses);
     if (sqlite3_step(s) != SQLITE_ROW) {
         rc = sqlite_fail(c, "count jobs", sqlite3_errcode(c->db));
+        sqlite3_reset(s);
         goto out;
     }
     *total = sqlite3_column_int64(s, 0);
@@ -354,6 +361,13 @@ int store_job_list(struct store *st, int64_t project_id, unsigned statuses, int6
     sqlite3_reset(s);
     rc = (r == SQLITE_DONE || r == SQLITE_ROW) ? STORE_OK : sqlite_fail(c, "list jobs", r);
 out:
+    /* A reader left inside a transaction would hold its snapshot, and
+     * with it every checkpoint, for as long as it sat in the pool. */
+    if (in_txn && conn_exec(c, "COMMIT") != STORE_OK) {
+        conn_exec(c, "ROLLBACK");
+        if (rc == STORE_OK)
+            rc = STORE_IO;
+    }
     store_reader_put(st, c);
     if (rc != STORE_OK) {
         store_job_summaries_free(*out, *n);
