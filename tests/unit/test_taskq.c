@@ -19,7 +19,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int log_[64];
 static int nlog;
-static bool holding, started;
+static bool holding;
 
 static int ids[64];
 
@@ -28,7 +28,6 @@ static void task(void *ud, bool cancelled)
     int id = *(int *)ud;
     pthread_mutex_lock(&mu);
     log_[nlog++] = cancelled ? -id : id;
-    started = true;
     pthread_cond_broadcast(&cv);
     while (!cancelled && id == 1 && holding)
         pthread_cond_wait(&cv, &mu);
@@ -39,17 +38,8 @@ static void reset(void)
 {
     nlog = 0;
     holding = true;
-    started = false;
     for (int i = 0; i < 64; i++)
         ids[i] = i;
-}
-
-static void wait_started(void)
-{
-    pthread_mutex_lock(&mu);
-    while (!started)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
 }
 
 static void wait_for_log(int n)
@@ -75,7 +65,7 @@ static void test_runs_in_order_and_bounds_the_queue(void **state)
     struct taskq *q = taskq_start("test-q", 3);
     assert_non_null(q);
     assert_true(taskq_submit(q, task, &ids[1]));
-    wait_started(); /* task 1 runs and holds the thread */
+    wait_for_log(1); /* task 1 runs and holds the thread */
     assert_true(taskq_submit(q, task, &ids[2]));
     assert_true(taskq_submit(q, task, &ids[3]));
     assert_true(taskq_submit(q, task, &ids[4]));
@@ -105,7 +95,7 @@ static void test_stop_cancels_waiting_tasks(void **state)
     struct taskq *q = taskq_start("test-q", 8);
     assert_non_null(q);
     assert_true(taskq_submit(q, task, &ids[1]));
-    wait_started();
+    wait_for_log(1);
     assert_true(taskq_submit(q, task, &ids[2]));
     assert_true(taskq_submit(q, task, &ids[3]));
     /* stop while task 1 still runs: 2 and 3 are called cancelled, then
