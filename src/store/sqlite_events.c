@@ -62,8 +62,8 @@ void store_deliveries_free(struct store_delivery *d, size_t n)
     free(d);
 }
 
-/* What the claim transaction takes from an event row; the body is built
- * after the commit, off the writer thread. */
+/* What a claim takes from an event row besides the delivery; the body is
+ * built after the commit, off the writer thread. */
 struct claimed {
     char type[32];
     enum job_status status_after;
@@ -81,67 +81,94 @@ struct claim_args {
 /* Only the oldest undelivered event of a job is eligible: that is what
  * keeps each job's events in order. A delivering event whose lease ran out
  * has next_attempt_at = lease end, so it becomes due again; a held one is
- * never due here. */
+ * never due here. CROSS JOIN keeps events as the outer loop (the due
+ * index gives the order); the job only lends its URL to the room check. */
 static const char due_events_sql[] =
-    "SELECT e.seq, e.event_id, e.job_id, e.type, e.status_after, e.created_at, e.attempts"
-    " FROM events e WHERE e.status IN (0, 1, 3) AND e.next_attempt_at <= ?1"
+    "SELECT e.seq, e.event_id, e.job_id, e.type, e.status_after, e.created_at, e.attempts,"
+    " j.webhook_url"
+    " FROM events e CROSS JOIN jobs j ON j.id = e.job_id"
+    " WHERE e.status IN (0, 1, 3) AND e.next_attempt_at <= ?1"
     " AND e.seq = (SELECT min(seq) FROM events e2 WHERE e2.job_id = e.job_id"
     "              AND e2.status IN (0, 1, 3))"
     " ORDER BY e.next_attempt_at LIMIT ?2";
 
-/* Whether the database has an event due at now, asked on a read connection
- * so that a claim the held queue satisfied costs the writer nothing. */
-static int any_due(struct store *st, int64_t now, bool *due)
+/* Picks the due events to claim, on a read connection and the caller's
+ * thread (where room may run), so that a claim costs the writer only the
+ * updates of the events picked. */
+static int due_pick(struct store *st, struct claim_args *a, const struct store_claim_room *room)
 {
+    store_claim_room_fn fn = room ? room->fn : NULL;
+    size_t look_past = fn && room->look_past ? room->look_past : 1, refused = 0;
+    size_t scan = a->max + (fn ? look_past : 0);
+    if (scan < a->max) /* overflow */
+        scan = SIZE_MAX;
     struct conn *c = store_reader(st);
     sqlite3_stmt *s = conn_stmt(c, due_events_sql);
     int rc = STORE_IO;
     if (s) {
-        sqlite3_bind_int64(s, 1, now);
-        sqlite3_bind_int64(s, 2, 1);
-        int r = sqlite3_step(s);
-        *due = r == SQLITE_ROW;
-        rc = r == SQLITE_ROW || r == SQLITE_DONE ? STORE_OK : sqlite_fail(c, "due events", r);
+        sqlite3_bind_int64(s, 1, a->now);
+        sqlite3_bind_int64(s, 2, scan > INT64_MAX ? INT64_MAX : (sqlite3_int64)scan);
+        int r = SQLITE_DONE;
+        while (a->n < a->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
+            const char *url = (const char *)sqlite3_column_text(s, 7);
+            if (fn && !fn(room->ud, url)) {
+                if (++refused == look_past)
+                    break;
+                continue;
+            }
+            struct store_delivery *d = &a->d[a->n];
+            struct claimed *m = &a->meta[a->n];
+            d->seq = sqlite3_column_int64(s, 0);
+            snprintf(d->event_id, sizeof(d->event_id), "%s",
+                     (const char *)sqlite3_column_text(s, 1));
+            snprintf(d->job_id, sizeof(d->job_id), "%s", (const char *)sqlite3_column_text(s, 2));
+            snprintf(m->type, sizeof(m->type), "%s", (const char *)sqlite3_column_text(s, 3));
+            m->status_after = (enum job_status)sqlite3_column_int(s, 4);
+            m->created_at = sqlite3_column_int64(s, 5);
+            d->attempts = sqlite3_column_int(s, 6);
+            d->leased = true;
+            a->n++;
+        }
+        bool stopped = a->n == a->max || refused == look_past;
+        rc = stopped || r == SQLITE_DONE ? STORE_OK : sqlite_fail(c, "due events", r);
         sqlite3_reset(s);
     }
     store_reader_put(st, c);
     return rc;
 }
 
+/* Leases the picked events. Each is checked again, in the transaction:
+ * one that is no longer due, or no longer its job's oldest undelivered
+ * event (a redelivery or the sweep got there first), is dropped. */
 static int event_claim_fn(struct conn *c, struct wtask *t)
 {
     struct claim_args *a = t->arg;
-    sqlite3_stmt *s = conn_stmt(c, due_events_sql);
-    if (!s)
-        return STORE_IO;
-    sqlite3_bind_int64(s, 1, a->now);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)a->max);
-    int r;
-    while (a->n < a->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_delivery *d = &a->d[a->n];
-        struct claimed *m = &a->meta[a->n];
-        d->seq = sqlite3_column_int64(s, 0);
-        snprintf(d->event_id, sizeof(d->event_id), "%s", (const char *)sqlite3_column_text(s, 1));
-        snprintf(d->job_id, sizeof(d->job_id), "%s", (const char *)sqlite3_column_text(s, 2));
-        snprintf(m->type, sizeof(m->type), "%s", (const char *)sqlite3_column_text(s, 3));
-        m->status_after = (enum job_status)sqlite3_column_int(s, 4);
-        m->created_at = sqlite3_column_int64(s, 5);
-        d->attempts = sqlite3_column_int(s, 6);
-        d->leased = true;
-        a->n++;
-    }
-    sqlite3_reset(s);
     int64_t lease = a->now + a->lease_ms;
+    size_t kept = 0;
     for (size_t i = 0; i < a->n; i++) {
         sqlite3_stmt *u = conn_stmt(c, "UPDATE events SET status = 1, next_attempt_at = ?2,"
-                                       " lease_until = ?2 WHERE seq = ?1");
+                                       " lease_until = ?2 WHERE seq = ?1"
+                                       " AND status IN (0, 1, 3) AND next_attempt_at <= ?3"
+                                       " AND seq = (SELECT min(seq) FROM events e2"
+                                       "            WHERE e2.job_id = ?4"
+                                       "            AND e2.status IN (0, 1, 3))");
         if (!u)
             return STORE_IO;
         sqlite3_bind_int64(u, 1, a->d[i].seq);
         sqlite3_bind_int64(u, 2, lease);
-        if ((r = sqlite3_step(u)) != SQLITE_DONE)
+        sqlite3_bind_int64(u, 3, a->now);
+        bind_text(u, 4, a->d[i].job_id);
+        int r = sqlite3_step(u);
+        sqlite3_reset(u);
+        if (r != SQLITE_DONE)
             return sqlite_fail(c, "claim event", r);
+        if (sqlite3_changes(c->db) == 1) {
+            a->d[kept] = a->d[i];
+            a->meta[kept] = a->meta[i];
+            kept++;
+        }
     }
+    a->n = kept;
     return STORE_OK;
 }
 
@@ -183,7 +210,7 @@ static int build_bodies(struct store *st, struct claim_args *a)
 }
 
 int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
-                      store_claim_room_fn room, void *room_ud, struct store_delivery **out,
+                      const struct store_claim_room *room, struct store_delivery **out,
                       size_t *n)
 {
     *out = NULL;
@@ -191,14 +218,15 @@ int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t ma
     struct store_delivery *d = calloc(max ? max : 1, sizeof(*d));
     if (!d)
         return STORE_NOMEM;
-    size_t held = sqlite_held_pop(st, d, max, room, room_ud);
-    bool due = false;
-    int rc = held < max ? any_due(st, now, &due) : STORE_OK;
-    if (rc == STORE_OK && due) {
+    size_t held = sqlite_held_pop(st, d, max, room ? room->fn : NULL, room ? room->ud : NULL);
+    int rc = STORE_OK;
+    if (held < max) {
         struct claim_args a = {.now = now, .lease_ms = lease_ms, .max = max - held};
         a.d = d + held;
         a.meta = calloc(a.max, sizeof(*a.meta));
-        rc = a.meta ? store_write_background(st, event_claim_fn, &a) : STORE_NOMEM;
+        rc = a.meta ? due_pick(st, &a, room) : STORE_NOMEM;
+        if (rc == STORE_OK && a.n > 0)
+            rc = store_write_background(st, event_claim_fn, &a);
         if (rc == STORE_OK && a.n > 0)
             rc = build_bodies(st, &a); /* a failure leaves the events leased: retried later */
         free(a.meta);

@@ -227,6 +227,15 @@ struct store_delivery {
  * has room); see store_event_claim. */
 typedef bool (*store_claim_room_fn)(void *ud, const char *url);
 
+struct store_claim_room {
+    store_claim_room_fn fn;
+    void *ud;
+    /* How many events due in the database fn refuses before the claim
+     * stops looking at them (0 counts as 1). Every event handed over in
+     * memory is asked. */
+    size_t look_past;
+};
+
 /* Claims up to max due events: the oldest undelivered event of each job
  * whose next attempt time has come, marking them delivering and leasing
  * them until now + lease_ms. Per-job ordering follows from "oldest only".
@@ -235,13 +244,17 @@ typedef bool (*store_claim_room_fn)(void *ud, const char *url);
  * writing nothing here for it: the stored
  * event stays pending until its attempt is recorded, and a crash is
  * covered by store_recover.
- * room (may be NULL: always) is asked about each event handed over in
- * memory, in queue order: one without room keeps its place for a later
- * claim; one with room is returned (leased false), so room must count it
- * as started. Events claimed from the database are returned whatever room
- * says (leased true). */
+ * room (may be NULL: every event has room) is asked about each candidate,
+ * on the caller's thread, in order: first the events handed over in memory
+ * (in queue order), then those due in the database (by next attempt time),
+ * until room->look_past of the latter were refused. One without room is
+ * not claimed and keeps its place for a later claim. The caller must count
+ * a yes as taken until the claim returns; a yes is not a promise, as an
+ * event that stopped being due meanwhile is dropped. Returned events are
+ * leased false when handed over in memory, true when claimed from the
+ * database. */
 int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
-                      store_claim_room_fn room, void *room_ud, struct store_delivery **out,
+                      const struct store_claim_room *room, struct store_delivery **out,
                       size_t *n);
 void store_deliveries_free(struct store_delivery *d, size_t n);
 

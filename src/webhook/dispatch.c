@@ -56,6 +56,15 @@
  * events/s: bench/README.md), few enough not to flood a small one. */
 #define RECEIVER_SLOTS 256
 #define RECEIVER_BUCKETS 1024
+/* How many events due in the database, of receivers without room, a claim
+ * looks past to find others'. Most claims (one follows every batch of
+ * finished attempts) look past a few, so that they cost little more than
+ * the events they take: looking past thousands halved delivery from a
+ * backlog to one receiver. Once per CLAIM_INTERVAL_MS a claim looks past
+ * CLAIM_LOOK_PAST_DEEP per free slot, so that other receivers' events wait
+ * at most about that long behind a busy receiver's. */
+#define CLAIM_LOOK_PAST 64
+#define CLAIM_LOOK_PAST_DEEP 4
 #define ERR_LEN 512
 #define USER_AGENT_HEADER "user-agent: Collie-Webhooks/1"
 #define NS_PER_MS INT64_C(1000000)
@@ -64,24 +73,19 @@
 /* ---- receivers ----------------------------------------------------------
  *
  * A receiver (a webhook URL's scheme, host and port) gets at most
- * max_per_receiver connections, and the events handed over in memory (most
- * new events) are started for it only while it has fewer attempts than
- * that in flight: one without room stays in the store's queue, in order
- * (the room callback of store_event_claim), and comes with a later claim.
- * Without that bound a receiver with a flood of new events took every
+ * max_per_receiver connections, and an event is started for it only while
+ * it has fewer attempts than that in flight. The claim asks (the room
+ * callback of store_event_claim): an event without room is not claimed and
+ * keeps its place, in the store's in-memory queue (most new events) or due
+ * in the database (retries, redeliveries, the rest), and comes with a later
+ * claim. Without that bound a receiver with a flood of events took every
  * slot, most of them waiting inside curl for a connection while their
- * timeout ran, and every other receiver waited for its answers.
- *
- * Events claimed from the database (retries, and new events past the
- * store's in-memory bound) are started at once, as before: their claim is
- * written, and one not started would wait for its lease to end. Bounding
- * them too needs the claim to skip receivers without room, which needs the
- * receiver in the events table (docs/webhooks.md, "Concurrency"). */
+ * timeout ran, and every other receiver waited for its answers. */
 
 struct receiver {
     struct receiver *next; /* hash chain */
     size_t in_flight;
-    size_t admitted; /* said yes to by claim_room, not yet started */
+    size_t admitted; /* said yes to by claim_room in the claim under way */
     char key[];      /* "scheme://host:port" */
 };
 
@@ -138,6 +142,11 @@ struct webhook_dispatcher {
     CURL **idle;
     size_t nidle;
     int last_claim_rc;           /* to log store trouble once, not 4×/s */
+    int64_t deep_claim_ns;       /* when a claim next looks past many (monotonic) */
+    /* The receivers claim_room said yes to in the claim under way (distinct;
+     * at most one per event claimed, so max_in_flight entries). */
+    struct receiver **admitting;
+    size_t nadmitting;
     struct receiver *receivers[RECEIVER_BUCKETS];
     /* The last URL looked up and its receiver key: a receiver's events
      * mostly share one URL, so most lookups parse nothing. */
@@ -233,18 +242,36 @@ static bool receiver_has_room(const struct webhook_dispatcher *d, const struct r
 }
 
 /* store_event_claim's room callback, on this thread (the claim is a
- * synchronous call). An event it says yes to is returned by this claim and
- * is started by claim_and_start: it counts as admitted until then, so that
- * several events of one claim do not take the same room. */
+ * synchronous call). Each yes counts as admitted until the claim is over,
+ * so that several events of one claim do not take the same room. A yes is
+ * not a promise: the store may drop an event it said yes to (one a
+ * redelivery or the sweep changed meanwhile), so claim_and_start clears
+ * the counts when the claim is over rather than one per event started. */
 static bool claim_room(void *ud, const char *url)
 {
     struct webhook_dispatcher *d = ud;
     struct receiver *r = receiver_of(d, url);
     bool room = receiver_has_room(d, r);
+    if (room && r && r->admitted == 0) {
+        if (d->nadmitting == d->o.max_in_flight)
+            room = false; /* cannot happen: a claim takes at most that many */
+        else
+            d->admitting[d->nadmitting++] = r;
+    }
     if (room && r)
         r->admitted++;
     receiver_drop_if_idle(d, r);
     return room;
+}
+
+/* Ends a claim's admissions: started events count as in flight now. */
+static void claim_room_end(struct webhook_dispatcher *d)
+{
+    for (size_t i = 0; i < d->nadmitting; i++) {
+        d->admitting[i]->admitted = 0;
+        receiver_drop_if_idle(d, d->admitting[i]);
+    }
+    d->nadmitting = 0;
 }
 
 /* ---- finished attempts ---------------------------------------------------- */
@@ -686,8 +713,16 @@ static bool claim_and_start(struct webhook_dispatcher *d, size_t slots)
 {
     struct store_delivery *dl = NULL;
     size_t n = 0;
-    int rc = store_event_claim(d->st, clock_now_ms(), d->lease_ms, slots, claim_room, d, &dl, &n);
+    struct store_claim_room room = {claim_room, d, CLAIM_LOOK_PAST};
+    int64_t now_ns = clock_mono_ns();
+    if (now_ns >= d->deep_claim_ns) {
+        size_t deep = slots * CLAIM_LOOK_PAST_DEEP;
+        room.look_past = deep > room.look_past ? deep : room.look_past;
+        d->deep_claim_ns = now_ns + CLAIM_INTERVAL_MS * NS_PER_MS;
+    }
+    int rc = store_event_claim(d->st, clock_now_ms(), d->lease_ms, slots, &room, &dl, &n);
     if (rc != STORE_OK) {
+        claim_room_end(d);
         if (rc != d->last_claim_rc)
             log_warn(MOD, "claiming events failed: %s", store_strerror(rc));
         d->last_claim_rc = rc;
@@ -701,11 +736,10 @@ static bool claim_and_start(struct webhook_dispatcher *d, size_t slots)
      * excess stays leased and comes back when the lease ends. */
     for (size_t i = 0; i < n && i < slots; i++) {
         struct receiver *r = receiver_of(d, dl[i].url);
-        if (!dl[i].leased && r && r->admitted > 0)
-            r->admitted--; /* admitted by claim_room */
         xfer_start(d, r, &dl[i]);
         receiver_drop_if_idle(d, r);
     }
+    claim_room_end(d);
     store_deliveries_free(dl, n);
     return n > 0 && n >= slots;
 }
@@ -793,6 +827,7 @@ static void dispatcher_free(struct webhook_dispatcher *d)
         curl_multi_cleanup(d->multi);
     free(d->done);
     free(d->batch);
+    free(d->admitting);
     free(d);
 }
 
@@ -830,8 +865,9 @@ struct webhook_dispatcher *webhook_dispatcher_start(struct store *st,
     d->done_cap = d->o.max_in_flight;
     d->done = calloc(d->done_cap, sizeof(*d->done));
     d->batch = calloc(d->done_cap, sizeof(*d->batch));
+    d->admitting = calloc(d->done_cap, sizeof(*d->admitting));
     d->idle = calloc(d->o.max_in_flight, sizeof(*d->idle));
-    if (!d->done || !d->batch || !d->idle)
+    if (!d->done || !d->batch || !d->admitting || !d->idle)
         goto fail;
 
     d->multi = curl_multi_init();

@@ -280,7 +280,7 @@ static void test_combined_job_steps_and_event_order(void **state)
     /* Two events, but only the first is deliverable until it is done. */
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
@@ -288,7 +288,7 @@ static void test_combined_job_steps_and_event_order(void **state)
     assert_non_null(strstr(d[0].payload, "input [REDACTED:X]"));
     int64_t seq = d[0].seq;
     store_deliveries_free(d, n);
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 0);
 
@@ -297,7 +297,7 @@ static void test_combined_job_steps_and_event_order(void **state)
                               .next_attempt_at = clock_now_ms() + 3600000};
     record(f, &a);
     /* Retrying later: the second event still waits behind it. */
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 0);
     struct store_delivery_state ds;
@@ -308,7 +308,7 @@ static void test_combined_job_steps_and_event_order(void **state)
     size_t count;
     assert_int_equal(store_event_redeliver(f->s.st, f->project, j.id, clock_now_ms(), &count),
                      STORE_OK);
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 1);
     assert_int_equal(d[0].seq, seq);
@@ -318,7 +318,7 @@ static void test_combined_job_steps_and_event_order(void **state)
     a.next = DELIVERY_DELIVERED;
     record(f, &a);
 
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_OUTBOUND_COMPLETE));
@@ -370,7 +370,7 @@ static void test_prepared_body_matches_rebuilt(void **state)
 
         struct store_delivery *d;
         size_t n;
-        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                          STORE_OK);
         assert_int_equal(n, 1);
         assert_string_equal(d[0].payload, prepared);
@@ -383,7 +383,7 @@ static void test_prepared_body_matches_rebuilt(void **state)
         record(f, &a);
 
         /* The retry's body comes from the database. */
-        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+        assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                          STORE_OK);
         assert_int_equal(n, 1);
         assert_string_equal(d[0].payload, prepared);
@@ -412,7 +412,7 @@ static void test_prepared_body_matches_rebuilt(void **state)
     assert_int_equal(store_work_complete(f->s.st, &r, 1), STORE_OK);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].payload, "{\"marker\":1}");
@@ -444,7 +444,7 @@ static int64_t claim_event(struct fixture *f, const char *event_id, const char *
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, event_id);
@@ -459,7 +459,7 @@ static void assert_nothing_due(struct fixture *f)
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 0);
 }
@@ -494,7 +494,7 @@ static void test_record_large_batch(void **state)
     free(claimed);
 
     struct store_delivery *d;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 2 * N, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 2 * N, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, N);
     struct store_attempt *a = calloc(N, sizeof(*a));
@@ -591,7 +591,7 @@ static void test_held_events(void **state)
     assert_int_equal(count, 1);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, ev3);
@@ -604,6 +604,15 @@ static bool room_unless_a(void *ud, const char *url)
 {
     (*(int *)ud)++;
     return strcmp(url, "https://a.example/hook") != 0;
+}
+
+/* store_event_claim with room_unless_a, counting its questions in *asked. */
+static int claim_unless_a(struct fixture *f, size_t max, size_t look_past, int *asked,
+                          struct store_delivery **d, size_t *n)
+{
+    *asked = 0;
+    struct store_claim_room room = {room_unless_a, asked, look_past};
+    return store_event_claim(f->s.st, clock_now_ms(), 30000, max, &room, d, n);
 }
 
 /* Creates a job whose event is handed over in memory for url. */
@@ -631,10 +640,8 @@ static void test_held_events_wait_for_room(void **state)
         held_event_for(f, urls[i], ev[i]);
     struct store_delivery *d;
     size_t n;
-    int asked = 0;
-    assert_int_equal(
-        store_event_claim(f->s.st, clock_now_ms(), 30000, 1, room_unless_a, &asked, &d, &n),
-        STORE_OK);
+    int asked;
+    assert_int_equal(claim_unless_a(f, 1, 64, &asked, &d, &n), STORE_OK);
     assert_int_equal(asked, 2); /* full after the first b */
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, ev[1]);
@@ -642,22 +649,83 @@ static void test_held_events_wait_for_room(void **state)
     assert_false(d[0].leased);
     store_deliveries_free(d, n);
     held_event_for(f, b, ev[4]);
-    asked = 0;
-    assert_int_equal(
-        store_event_claim(f->s.st, clock_now_ms(), 30000, 10, room_unless_a, &asked, &d, &n),
-        STORE_OK);
+    assert_int_equal(claim_unless_a(f, 10, 64, &asked, &d, &n), STORE_OK);
     assert_int_equal(asked, 4);
     assert_int_equal(n, 2);
     assert_string_equal(d[0].event_id, ev[3]);
     assert_string_equal(d[1].event_id, ev[4]);
     store_deliveries_free(d, n);
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, NULL, &d, &n),
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
     assert_int_equal(n, 2);
     assert_string_equal(d[0].event_id, ev[0]);
     assert_string_equal(d[1].event_id, ev[2]);
     store_deliveries_free(d, n);
     assert_nothing_due(f);
+}
+
+/* Creates a job for url whose event is stored only (not handed over in
+ * memory), as retries and redeliveries are: claimed from the database. */
+static void stored_event_for(struct fixture *f, const char *url, char event_id[IDS_MAX_LEN])
+{
+    struct job j = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
+    j.webhook_url = (char *)url;
+    assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
+    struct job c;
+    claim_one(f->s.st, &c);
+    ids_new(event_id, IDS_MAX_LEN, "msg_", clock_now_ms());
+    complete_with_body(f->s.st, &c, JOB_COMPLETED, event_id, NULL);
+    job_clear(&c);
+}
+
+/* The same for events claimed from the database: one whose receiver has
+ * no room is not leased and stays due, and the claim goes on to the events
+ * behind it until it was refused look_past times. */
+static void test_stored_events_wait_for_room(void **state)
+{
+    struct fixture *f = *state;
+    const char *a = "https://a.example/hook", *b = "https://b.example/hook";
+    const char *urls[4] = {a, b, a, b};
+    char ev[4][IDS_MAX_LEN];
+    for (int i = 0; i < 4; i++)
+        stored_event_for(f, urls[i], ev[i]);
+    struct store_delivery *d;
+    size_t n;
+    int asked;
+    assert_int_equal(claim_unless_a(f, 10, 64, &asked, &d, &n), STORE_OK);
+    assert_int_equal(asked, 4);
+    assert_int_equal(n, 2);
+    assert_string_equal(d[0].event_id, ev[1]);
+    assert_string_equal(d[1].event_id, ev[3]);
+    assert_string_equal(d[0].url, b);
+    assert_true(d[0].leased);
+    store_deliveries_free(d, n);
+    /* a's were not leased: due at once, in order. */
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
+                     STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(d[0].event_id, ev[0]);
+    assert_string_equal(d[1].event_id, ev[2]);
+    store_deliveries_free(d, n);
+    assert_nothing_due(f);
+
+    /* The bound: 70 refused events ahead of one with room. */
+    enum { REFUSED = 70 };
+    char skip[REFUSED][IDS_MAX_LEN], last[IDS_MAX_LEN];
+    for (int i = 0; i < REFUSED; i++)
+        stored_event_for(f, a, skip[i]);
+    stored_event_for(f, b, last);
+    assert_int_equal(claim_unless_a(f, 10, 64, &asked, &d, &n), STORE_OK);
+    assert_int_equal(asked, 64);
+    assert_int_equal(n, 0);
+    assert_int_equal(claim_unless_a(f, 10, 0, &asked, &d, &n), STORE_OK);
+    assert_int_equal(asked, 1); /* 0 counts as 1 */
+    assert_int_equal(n, 0);
+    assert_int_equal(claim_unless_a(f, 10, REFUSED + 1, &asked, &d, &n), STORE_OK);
+    assert_int_equal(asked, REFUSED + 1);
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].event_id, last);
+    store_deliveries_free(d, n);
 }
 
 static void test_response_submission_states(void **state)
@@ -701,7 +769,7 @@ static void test_sweep_expires_and_deletes(void **state)
     assert_int_equal(got.status, JOB_EXPIRED);
     job_clear(&got);
     struct store_delivery *d;
-    assert_int_equal(store_event_claim(f->s.st, now, 30000, 10, NULL, NULL, &d, &n), STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, now, 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_EXPIRED));
     store_deliveries_free(d, n);
@@ -986,6 +1054,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_expires_and_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_events_wait_for_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_events_wait_for_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_large_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_creates_all_durable, setup, teardown),

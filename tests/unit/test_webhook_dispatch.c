@@ -881,13 +881,13 @@ static void test_idle_while_slots_full(void **state)
 }
 
 /* A receiver that holds its requests gets max_per_receiver attempts at a
- * time of the events handed over in memory, however many are due; the
- * other slots go on to other receivers. Before that bound the held
- * receiver took every slot and the other receiver's events waited for its
- * answers. (Events claimed from the database are not bounded yet.) */
-static void test_busy_receiver_leaves_room(void **state)
+ * time, however many of its events are due; the other slots go on to other
+ * receivers. Before that bound the held receiver took every slot and the
+ * other receiver's events waited for its answers. Both kinds of event:
+ * handed over in memory (held) and claimed from the database (retries,
+ * redeliveries). */
+static void busy_receiver_leaves_room(bool held)
 {
-    (void)state;
     const struct plan plans[] = {{.prefix = "/slow", .codes = {200}, .delay_ms = 1500}};
     struct webhook_options o;
     webhook_options_default(&o);
@@ -903,7 +903,7 @@ static void test_busy_receiver_leaves_room(void **state)
     char url[256], slow[SLOW][IDS_MAX_LEN], fast[FAST][IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
     for (int i = 0; i < SLOW; i++) {
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow/%d", e->rx->port, i);
-        make_job_as(e, url, 1, true, slow[i], secret);
+        make_job_as(e, url, 1, held, slow[i], secret);
     }
     env_start_dispatcher(e, &o);
     struct rec recs[MAX_RECS];
@@ -913,7 +913,7 @@ static void test_busy_receiver_leaves_room(void **state)
     /* Another receiver: same server, another host name. */
     for (int i = 0; i < FAST; i++) {
         snprintf(url, sizeof(url), "http://localhost:%d/fast/%d", e->rx->port, i);
-        make_job_as(e, url, 1, true, fast[i], secret);
+        make_job_as(e, url, 1, held, fast[i], secret);
     }
     for (int i = 0; i < FAST; i++) {
         struct store_delivery_state s = wait_state(e, fast[i], DELIVERY_DELIVERED, 1);
@@ -937,6 +937,18 @@ static void test_busy_receiver_leaves_room(void **state)
     pthread_mutex_unlock(&e->rx->mu);
     assert_true(conns <= 2 + FAST);
     env_stop(e);
+}
+
+static void test_busy_receiver_leaves_room(void **state)
+{
+    (void)state;
+    busy_receiver_leaves_room(true);
+}
+
+static void test_busy_receiver_leaves_room_stored(void **state)
+{
+    (void)state;
+    busy_receiver_leaves_room(false);
 }
 
 static void test_null_and_defaults(void **state)
@@ -974,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_stop_with_attempts_in_flight),
         cmocka_unit_test(test_idle_while_slots_full),
         cmocka_unit_test(test_busy_receiver_leaves_room),
+        cmocka_unit_test(test_busy_receiver_leaves_room_stored),
     };
     return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);
 }
