@@ -420,9 +420,10 @@ static int cmd_serve(int argc, char **argv)
     wo.timeout_ms = cfg.webhook_timeout_ms;
     wo.allow_private = cfg.allow_private_webhooks;
     thread_set_background_policy(cfg.background);
-    pl = pipeline_start(st, pc, &po);
-    wd = webhook_dispatcher_start(st, &wo);
     app.slow = taskq_start("policy-compile", POLICY_COMPILES_WAITING);
+    po.compiler = app.slow;
+    pl = app.slow ? pipeline_start(st, pc, &po) : NULL;
+    wd = webhook_dispatcher_start(st, &wo);
     if (!pl || !wd || !app.slow)
         goto out;
     wake_ud[0] = pl;
@@ -456,12 +457,13 @@ out:
         store_set_wakeups(st, NULL, NULL, NULL);
     /* Order matters: the HTTP server waits for replies that the store's
      * writer produces, so it stops before the store; the pipeline and the
-     * dispatcher use the store, so they stop first. */
+     * dispatcher use the store, so they stop first. The compiler thread
+     * stops before the pipeline, whose jobs it compiles for, and answers
+     * what it holds before HTTP stops; the queue itself lives on,
+     * refusing, while HTTP handlers may still run. */
+    taskq_stop(app.slow);
     pipeline_stop(pl);
     webhook_dispatcher_stop(wd);
-    /* The compiler thread answers what it holds before HTTP stops; the
-     * queue itself lives on, refusing, while HTTP handlers may still run. */
-    taskq_stop(app.slow);
     http_server_stop(http);
     taskq_free(app.slow);
     store_close(st);

@@ -13,18 +13,29 @@
 #include "util/log.h"
 #include "util/thread.h"
 #include "util/metrics.h"
+#include "util/taskq.h"
 
 #define CLAIM_BATCH 32
 #define IDLE_POLL_MS 500 /* safety net; normally woken by the store */
+
+/* A claimed job set aside while its project's policy compiles. */
+struct parked {
+    struct parked *next;
+    struct job job;
+};
 
 struct pipeline {
     struct store *st;
     struct policy_cache *pc;
     struct pipeline_options opt;
-    pthread_mutex_t mu; /* guards gen, stopping */
+    pthread_mutex_t mu; /* guards gen, stopping, waiting, ready */
     pthread_cond_t cv;
     uint64_t gen;       /* bumped by every wake */
     bool stopping;
+    /* Jobs whose policy the compiler thread is compiling (one compile per
+     * project with jobs here), and jobs whose compile has finished, in
+     * the order they were claimed. */
+    struct parked *waiting, *ready;
     pthread_t *workers;
     int nworkers;
     pthread_t sweeper;
@@ -85,8 +96,8 @@ static void fail_step(const char *code, const char *message, struct store_step_r
     metrics_inc(METRIC_JOBS_FAILED);
 }
 
-static void run_step(struct pipeline *p, struct policy_scratch *scratch, const struct job *j,
-                     struct store_step_result *r, struct step_out *o)
+static void run_step(struct policy *pol, int64_t version, struct policy_scratch *scratch,
+                     const struct job *j, struct store_step_result *r, struct step_out *o)
 {
     int64_t now = clock_now_ms();
     enum job_step step = job_step_due(j->status, j->mode);
@@ -104,13 +115,11 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
     enum policy_direction dir = !inbound                      ? POLICY_OUTBOUND
                                 : j->mode == JOB_MODE_LEGACY ? POLICY_LEGACY
                                                              : POLICY_INBOUND;
-    struct policy *pol = NULL;
-    int64_t version = 0;
     if (step == JOB_STEP_NONE || !text) {
         fail_step("internal_error", "job has no content for its step", r, o);
         return;
     }
-    if (policy_cache_get(p->pc, j->project_id, &pol, &version) != STORE_OK) {
+    if (!pol) {
         fail_step("policy_unavailable", "the project's policy could not be loaded", r, o);
         return;
     }
@@ -119,7 +128,6 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
     int rc = policy_eval(pol, scratch, dir, text, strlen(text), &res);
     metrics_observe(METRIC_H_FILTER_SECONDS, (double)(clock_mono_ns() - t0) / 1e9);
     metrics_inc(METRIC_FILTER_EVALUATIONS);
-    policy_release(pol);
     if (rc != 0) {
         fail_step("filter_failed", "the policy could not be evaluated", r, o);
         return;
@@ -149,6 +157,136 @@ static void run_step(struct pipeline *p, struct policy_scratch *scratch, const s
         metrics_inc(METRIC_JOBS_COMPLETED);
 }
 
+/* ---- compiling off the workers -------------------------------------------
+ *
+ * A policy compiles in up to tens of seconds (100,000 keywords: ~24 s). A
+ * worker that did it held up every job of its claimed batch, whatever
+ * their project; two such workers held up all filtering. So a job whose
+ * project's policy is not compiled is parked, its policy compiles on the
+ * compiler thread (util/taskq), and the worker goes on with the rest. When
+ * the compile is done the project's parked jobs are ready and the next
+ * free worker takes them. */
+
+struct compile_task {
+    struct pipeline *p;
+    int64_t project_id;
+};
+
+static void compile_task(void *ud, bool cancelled)
+{
+    struct compile_task *t = ud;
+    struct pipeline *p = t->p;
+    if (cancelled) { /* stopping: the jobs stay parked, dropped at stop */
+        free(t);
+        return;
+    }
+    struct policy *pol = NULL;
+    int64_t version;
+    /* A failure is met again, and reported, by the worker. */
+    if (policy_cache_get(p->pc, t->project_id, &pol, &version) == STORE_OK)
+        policy_release(pol);
+    pthread_mutex_lock(&p->mu);
+    struct parked **from = &p->waiting, **to = &p->ready;
+    while (*to)
+        to = &(*to)->next;
+    while (*from) {
+        struct parked *k = *from;
+        if (k->job.project_id == t->project_id) {
+            *from = k->next;
+            k->next = NULL;
+            *to = k;
+            to = &k->next;
+        } else {
+            from = &k->next;
+        }
+    }
+    p->gen++;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    free(t);
+}
+
+/* Parks *j (moved out: *j is left empty) until its project's policy is
+ * compiled. false when it cannot be, and the caller compiles. */
+static bool park(struct pipeline *p, struct job *j)
+{
+    struct parked *k = malloc(sizeof(*k));
+    if (!k)
+        return false;
+    pthread_mutex_lock(&p->mu);
+    bool compiling = p->stopping; /* then nothing runs it again: dropped at stop */
+    struct parked **end = &p->waiting;
+    for (; *end; end = &(*end)->next)
+        compiling = compiling || (*end)->job.project_id == j->project_id;
+    if (!compiling) {
+        struct compile_task *t = malloc(sizeof(*t));
+        if (t) {
+            *t = (struct compile_task){p, j->project_id};
+            compiling = taskq_submit(p->opt.compiler, compile_task, t);
+            if (!compiling)
+                free(t);
+        }
+    }
+    if (compiling) {
+        k->job = *j;
+        k->next = NULL;
+        *end = k;
+        memset(j, 0, sizeof(*j));
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!compiling)
+        free(k);
+    return compiling;
+}
+
+/* Takes up to max ready jobs; *n of them. NULL when there are none. */
+static struct job *take_ready(struct pipeline *p, size_t max, size_t *n)
+{
+    *n = 0;
+    pthread_mutex_lock(&p->mu);
+    size_t have = 0;
+    for (struct parked *k = p->ready; k && have < max; k = k->next)
+        have++;
+    struct job *jobs = have ? malloc(have * sizeof(*jobs)) : NULL;
+    for (; jobs && *n < have; (*n)++) {
+        struct parked *k = p->ready;
+        p->ready = k->next;
+        jobs[*n] = k->job;
+        free(k);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return jobs;
+}
+
+static void parked_free(struct parked *k)
+{
+    while (k) {
+        struct parked *next = k->next;
+        job_clear(&k->job);
+        free(k);
+        k = next;
+    }
+}
+
+/* The policy for j's project, a new reference (NULL when it cannot be
+ * had: the step fails). From the cache; else, when may_park, j is parked
+ * (returns false: j was moved out); else compiled here. */
+static bool policy_for(struct pipeline *p, struct job *j, bool may_park, struct policy **pol,
+                       int64_t *version)
+{
+    *pol = NULL;
+    *version = 0;
+    may_park = may_park && p->opt.compiler;
+    int rc = may_park ? policy_cache_peek(p->pc, j->project_id, pol, version)
+                      : policy_cache_get(p->pc, j->project_id, pol, version);
+    if (rc != STORE_OK || *pol)
+        return true;
+    if (park(p, j))
+        return false;
+    policy_cache_get(p->pc, j->project_id, pol, version);
+    return true;
+}
+
 static void *worker_main(void *arg)
 {
     struct pipeline *p = arg;
@@ -159,30 +297,43 @@ static void *worker_main(void *arg)
     memset(outs, 0, sizeof(outs));
     uint64_t gen;
     while (scratch && !is_stopping(p, &gen)) {
-        struct job *jobs = NULL;
         size_t n = 0;
-        int rc = store_work_claim(p->st, clock_now_ms(), p->opt.lease_ms, CLAIM_BATCH, &jobs, &n);
-        if (rc != STORE_OK || n == 0) {
-            timed_wait(p, gen, IDLE_POLL_MS);
-            continue;
+        /* Jobs whose policy was compiled for them come first: they were
+         * claimed earlier. Their policy is in the cache now (or failed). */
+        struct job *jobs = take_ready(p, CLAIM_BATCH, &n);
+        bool may_park = !jobs;
+        if (!jobs) {
+            int rc = store_work_claim(p->st, clock_now_ms(), p->opt.lease_ms, CLAIM_BATCH, &jobs,
+                                      &n);
+            if (rc != STORE_OK || n == 0) {
+                timed_wait(p, gen, IDLE_POLL_MS);
+                continue;
+            }
         }
+        size_t m = 0; /* results[0..m) are of jobs[i] not parked */
         for (size_t i = 0; i < n; i++) {
-            run_step(p, scratch, &jobs[i], &results[i], &outs[i]);
+            struct policy *pol;
+            int64_t version;
+            if (!policy_for(p, &jobs[i], may_park, &pol, &version))
+                continue;
+            run_step(pol, version, scratch, &jobs[i], &results[m], &outs[m]);
+            policy_release(pol);
             /* The body is built here, where the job is at hand, so the
              * event's first delivery need not read the job back. */
-            outs[i].event_body = job_event_body_after_step(&jobs[i], &results[i]);
-            results[i].event_body = outs[i].event_body;
-            results[i].webhook_url = jobs[i].webhook_url;
-            results[i].webhook_secret = jobs[i].webhook_secret;
+            outs[m].event_body = job_event_body_after_step(&jobs[i], &results[m]);
+            results[m].event_body = outs[m].event_body;
+            results[m].webhook_url = jobs[i].webhook_url;
+            results[m].webhook_secret = jobs[i].webhook_secret;
+            m++;
         }
-        rc = store_work_complete(p->st, results, n);
+        int rc = m ? store_work_complete(p->st, results, m) : STORE_OK;
         if (rc != STORE_OK)
             log_warn("pipeline", "could not store %zu results: %s (leases will expire and the "
-                     "jobs run again)", n, store_strerror(rc));
-        for (size_t i = 0; i < n; i++) {
+                     "jobs run again)", m, store_strerror(rc));
+        for (size_t i = 0; i < m; i++)
             step_out_clear(&outs[i]);
+        for (size_t i = 0; i < n; i++)
             job_clear(&jobs[i]);
-        }
         free(jobs);
     }
     if (!scratch)
@@ -269,6 +420,10 @@ void pipeline_stop(struct pipeline *p)
     if (p->sweeper_started)
         pthread_join(p->sweeper, NULL);
     free(p->workers);
+    /* Parked jobs are claims that were never completed: SQLite's recovery
+     * hands them out again at the next start (a lease, elsewhere). */
+    parked_free(p->waiting);
+    parked_free(p->ready);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);

@@ -11,8 +11,15 @@
 #include "pipeline/policy_cache.h"
 #include "store/store.h"
 
+struct taskq;
+
 struct pipeline_options {
     int workers;               /* filtering threads */
+    /* Where a policy that is not compiled yet compiles, while the jobs
+     * that need it wait (util/taskq.h). It must be stopped before
+     * pipeline_stop. NULL: the worker compiles it, holding up the rest of
+     * its batch. */
+    struct taskq *compiler;
     int64_t lease_ms;          /* how long a claimed job stays with its worker */
     int64_t sweep_interval_ms; /* expiry / retention cadence */
     int64_t retention_ms;      /* jobs are deleted this long after expires_at */

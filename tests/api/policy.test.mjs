@@ -379,6 +379,43 @@ describe('compiling runs off the HTTP threads', () => {
   });
 });
 
+describe('compiling runs off the filtering workers', () => {
+  // A policy set from the command line is compiled when the first job that
+  // needs it is claimed. A filtering worker that compiled it held up every
+  // job it had claimed, and with one such job per worker (two by default)
+  // no project's jobs were filtered until a compile ended.
+  test('while a new policy compiles for its jobs, other projects\' jobs are filtered', { timeout: 180000 }, async () => {
+    createProject(env.db, 'recompile');
+    const cr = new Client(env.server.url, createKey(env.db, 'recompile'));
+    const file = path.join(env.dir, 'slow-policy.json');
+    const words = Array.from({ length: 3000 }, (_, i) => `wörd${i}`);
+    fs.writeFileSync(file, JSON.stringify({ inbound: [{ id: 'many', type: 'keywords', action: 'flag', keywords: words }], outbound: [] }));
+    const set = runCli(['policy', 'set', '--project', 'recompile', file, '--database', env.db]);
+    assert.equal(set.code, 0, `policy set: ${set.stderr}${set.stdout}`);
+
+    const slowHook = rx.url(rx.path('compiling'));
+    const slow = [];
+    for (let i = 0; i < 2; i++) {
+      slow.push(await cr.createJob({ message_input: `say wörd${i * 7} please`, inbound_only: true, webhook_url: slowHook }));
+      await new Promise((resolve) => setTimeout(resolve, 150)); // each worker has claimed one
+    }
+    const cq = env.client('q'); // the default policy: compiled since start
+    const fast = await cq.createJob({ message_input: 'hello there', inbound_only: true, webhook_url: rx.url(rx.path('meanwhile')) });
+
+    const [fastRec] = await rx.waitEvents(fast.job_id, 1, 150000);
+    const slowRecs = [];
+    for (const j of slow) slowRecs.push((await rx.waitEvents(j.job_id, 1, 150000))[0]);
+    const firstSlow = Math.min(...slowRecs.map((r) => r.receivedAt));
+    assert.ok(fastRec.receivedAt < firstSlow,
+      `the other project's job was delivered ${fastRec.receivedAt - firstSlow} ms after the first compiled one`);
+    for (let i = 0; i < 2; i++) {
+      const ev = assertEvent(slowRecs[i], { secret: slow[i].webhook_secret, jobId: slow[i].job_id, type: 'job.inbound_complete' });
+      assert.equal(ev.data.result.decision, 'flag', JSON.stringify(ev.data));
+      assert.deepEqual(ev.data.result.rules_triggered.map((r) => r.rule_id), ['many']);
+    }
+  });
+});
+
 describe('command line: collie policy get|set (SPEC 8)', () => {
   test('policy set from a file reaches the running server; an API PUT is visible to policy get', async () => {
     createProject(env.db, 'cli');
