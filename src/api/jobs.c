@@ -501,24 +501,34 @@ void api_jobs_response(struct http_request *rq)
                          "response is required (the LLM's answer as a string)");
         goto out;
     }
-    int rc = store_job_submit_response(app->st, project, id, response, clock_now_ms());
+    int64_t now = clock_now_ms();
+    int rc = store_job_submit_response(app->st, project, id, response, now);
+    struct job j = {0};
+    if (rc == STORE_STATE && store_job_get(app->st, project, id, &j) == STORE_OK &&
+        j.status == JOB_AWAITING_RESPONSE && j.expires_at > now) {
+        /* The inbound step finished between the two reads: the job is
+         * awaiting the response now, so take it. */
+        job_clear(&j);
+        rc = store_job_submit_response(app->st, project, id, response, now);
+        if (rc == STORE_STATE)
+            store_job_get(app->st, project, id, &j); /* j stays empty on failure */
+    }
     if (rc == STORE_OK) {
         http_reply_json(rq, 202, json_pack("{s:s, s:s}", "job_id", id, "status",
                                            job_status_name(JOB_PROCESSING_OUTBOUND)));
     } else if (rc == STORE_NOTFOUND) {
         http_reply_error(rq, 404, "not_found", NULL, "no job %s", id);
     } else if (rc == STORE_STATE) {
-        struct job j = {0};
-        const char *status = "unknown";
-        if (store_job_get(app->st, project, id, &j) == STORE_OK)
-            status = job_status_name(j.status);
+        /* j: the job as read after the refusal (empty when it could not be) */
+        bool expired = j.status == JOB_AWAITING_RESPONSE && j.expires_at <= now;
         http_reply_error(rq, 400, "invalid_job_state", NULL,
                          "job %s is %s%s; a response is accepted only in awaiting_response", id,
-                         status, j.status == JOB_AWAITING_RESPONSE ? " but has expired" : "");
-        job_clear(&j);
+                         j.id[0] ? job_status_name(j.status) : "unknown",
+                         expired ? " but has expired" : "");
     } else {
         api_reply_store_error(rq, rc);
     }
+    job_clear(&j);
 out:
     json_decref(body);
 }
