@@ -105,6 +105,7 @@ struct xfer {
     int64_t deadline_ns;
     size_t received; /* response body bytes read */
     bool capped;     /* the body went past max_response_bytes; we stopped reading */
+    bool headers_ended; /* the final response's header block ended (on_header) */
     /* Set by on_open_socket: the first address refused, how many were, and
      * how many sockets were opened to allowed addresses. */
     char refused[WEBHOOK_ADDR_REASON_LEN];
@@ -375,6 +376,21 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Notes the end of a response's header block (its empty line). A status
+ * line starts a new response (after a 1xx), whose block must end too. A
+ * receiver that closes the connection inside its headers gets a status
+ * code from curl and no error, and that is not a response. */
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
+{
+    struct xfer *x = ud;
+    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0)
+        x->headers_ended = false;
+    else if ((n == 2 && line[0] == '\r' && line[1] == '\n') || (n == 1 && line[0] == '\n'))
+        x->headers_ended = true;
+    return n;
+}
+
 static void xfer_free(struct webhook_dispatcher *d, struct xfer *x)
 {
     if (!x)
@@ -584,6 +600,8 @@ static int xfer_start(struct webhook_dispatcher *d, struct receiver *rcv,
     bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, x) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, x) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, x) != CURLE_OK;
     if (bad)
@@ -644,8 +662,10 @@ static void xfer_finish(struct webhook_dispatcher *d, struct xfer *x, CURLcode r
         retry_after = 0;
 
     /* Only a complete response counts, or one we cut short ourselves. A
-     * status line followed by a stalled body is a timeout, not a 2xx. */
-    bool responded = !own_error && (res == CURLE_OK || (res == CURLE_WRITE_ERROR && x->capped));
+     * status line followed by a stalled body is a timeout, not a 2xx; one
+     * whose headers were cut off is not a response. */
+    bool responded = !own_error && x->headers_ended &&
+                     (res == CURLE_OK || (res == CURLE_WRITE_ERROR && x->capped));
     int64_t dur_ns = clock_mono_ns() - x->started_ns;
 
     struct finished *f = finished_add(d, x->seq);
@@ -656,11 +676,13 @@ static void xfer_finish(struct webhook_dispatcher *d, struct xfer *x, CURLcode r
     }
     f->a.started_at = x->started_at;
     f->a.duration_ms = dur_ns / NS_PER_MS;
-    f->a.status_code = (int)code;
+    f->a.status_code = x->headers_ended ? (int)code : 0; /* none: not a response */
     if (own_error)
         snprintf(f->error, sizeof(f->error), "%s", own_error);
     else if (!responded && x->n_refused > 0 && res == CURLE_COULDNT_CONNECT)
         refused_error(x, f->error, sizeof(f->error));
+    else if (!responded && res == CURLE_OK)
+        snprintf(f->error, sizeof(f->error), "the connection closed inside the response headers");
     else if (!responded)
         snprintf(f->error, sizeof(f->error), "%s",
                  x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));

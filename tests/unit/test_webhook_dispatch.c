@@ -59,6 +59,7 @@ struct plan {
     int codes[8]; /* the last non-zero entry repeats */
     int delay_ms; /* before answering */
     size_t body_bytes;
+    bool cut_headers; /* close the connection in the middle of the headers */
 };
 
 struct rx {
@@ -191,6 +192,11 @@ static void *conn_main(void *arg)
         /* Sleep in slices so that rx_stop does not wait for a slow plan. */
         for (int slept = 0; p && slept < p->delay_ms && !atomic_load(&r->stop); slept += 10)
             usleep(10000);
+        if (p && p->cut_headers) {
+            static const char cut[] = "HTTP/1.1 200 OK\r\ncontent-le";
+            send(fd, cut, sizeof(cut) - 1, MSG_NOSIGNAL);
+            goto out;
+        }
         size_t extra = p ? p->body_bytes : 0;
         char resp[256];
         int rl =
@@ -601,6 +607,25 @@ static void test_gone_exhaustion_redirect(void **state)
     env_stop(e);
 }
 
+/* A receiver that closes the connection inside its headers has not
+ * answered: curl reports the status line's code and no error, and that
+ * used to count as delivered. */
+static void test_cut_headers_are_no_response(void **state)
+{
+    (void)state;
+    const struct plan plans[] = {{.prefix = "/cut", .codes = {200}, .cut_headers = true}};
+    struct env *e = env_start(plans, 1, "20ms,20ms,20ms", true, 2000, 65536);
+    char url[256], job_id[IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    url_for(e, "/cut", url);
+    make_job(e, url, 1, job_id, secret);
+    struct store_delivery_state s = wait_state(e, job_id, DELIVERY_FAILED, 4);
+    assert_int_equal(s.response_code, 0);
+    free(s.url);
+    struct rec recs[16];
+    assert_true(rx_on(e->rx, "/cut", recs, 16) >= 4);
+    env_stop(e);
+}
+
 static void test_per_job_order(void **state)
 {
     (void)state;
@@ -974,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_delivers_signed_event),
         cmocka_unit_test(test_retries_then_delivers),
         cmocka_unit_test(test_gone_exhaustion_redirect),
+        cmocka_unit_test(test_cut_headers_are_no_response),
         cmocka_unit_test(test_per_job_order),
         cmocka_unit_test(test_timeout_and_unreachable),
         cmocka_unit_test(test_response_cap),
