@@ -546,6 +546,11 @@ void api_jobs_redeliver(struct http_request *rq)
     int rc = store_event_redeliver(app->st, project, id, clock_now_ms(), &count);
     if (rc == STORE_NOTFOUND) {
         http_reply_error(rq, 404, "not_found", NULL, "no job %s", id);
+    } else if (rc == STORE_STATE) {
+        http_reply_error(rq, 409, "conflict", NULL,
+                         "job %s has an event being delivered; redeliver once that attempt "
+                         "has finished",
+                         id);
     } else if (rc != STORE_OK) {
         api_reply_store_error(rq, rc);
     } else if (count == 0) {

@@ -379,9 +379,23 @@ static int redeliver_fn(struct conn *c, struct wtask *t)
     sqlite3_reset(s);
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "redeliver", rc);
-    /* Finished events go back to pending and waiting ones are due now; an
-     * event in flight or held for the dispatcher is left alone (it is
-     * being sent, or about to be). */
+    /* An event in flight (leased) or held for the dispatcher is being sent,
+     * or about to be, ahead of any earlier event made due here: that
+     * would break the job's order, so the redelivery is refused. */
+    s = conn_stmt(c, "SELECT 1 FROM events WHERE job_id = ?1 AND (next_attempt_at = ?2"
+                     " OR (status = 1 AND lease_until > ?3)) LIMIT 1");
+    if (!s)
+        return STORE_IO;
+    bind_text(s, 1, a->job_id);
+    sqlite3_bind_int64(s, 2, EVENT_HELD);
+    sqlite3_bind_int64(s, 3, a->now);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return STORE_STATE;
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(c, "redeliver", rc);
+    /* Finished events go back to pending and waiting ones are due now. */
     s = conn_stmt(c, "UPDATE events SET status = CASE WHEN status IN (2, 4) THEN 0"
                      " ELSE status END, next_attempt_at = ?2, lease_until = 0"
                      " WHERE job_id = ?1 AND status IN (0, 2, 3, 4) AND next_attempt_at <> ?3");

@@ -287,7 +287,9 @@ struct store_delivery_state {
 };
 int store_delivery_state(struct store *st, const char *job_id, struct store_delivery_state *out);
 
-/* Makes every event of the job due again now (new attempts, same ids). */
+/* Makes every event of the job due again now (new attempts, same ids).
+ * STORE_STATE while one of its events is in flight or about to be (handed
+ * to the dispatcher): an earlier event made due now could overtake it. */
 int store_event_redeliver(struct store *st, int64_t project_id, const char *job_id, int64_t now,
                           size_t *count);
 

@@ -312,6 +312,23 @@ describe('redeliver', () => {
     assert.equal(new Set(recs.map((x) => x.headers['webhook-id'])).size, 1);
   });
 
+  test('while an event of the job is in flight → 409 conflict; afterwards all of them, in order', async () => {
+    // Redelivering the delivered inbound event while the outbound one was
+    // in flight sent them to the receiver out of order, two at once.
+    const p = rx.path('redeliver-in-flight');
+    const url = rx.plan(p, (rec, n) => (n === 1 ? { status: 200, delayMs: 1500 } : 200));
+    const job = await c.createJob({ message_input: 'question', message_output: 'answer', webhook_url: url });
+    await rx.waitFor(() => rx.on(p).length >= 2, undefined, 'outbound event in flight');
+    assert.deepEqual(rx.on(p).map(typeOf), ['job.inbound_complete', 'job.outbound_complete']);
+    assertError(await c.post(`/v1/jobs/${job.job_id}/redeliver`, {}), 409, 'conflict');
+    await c.waitDelivered(job.job_id);
+    const r = await c.post(`/v1/jobs/${job.job_id}/redeliver`, {});
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.json.events, 2, r.text);
+    await rx.waitFor(() => rx.on(p).length >= 4, undefined, 'both events redelivered');
+    assert.deepEqual(rx.on(p).map(typeOf), ['job.inbound_complete', 'job.outbound_complete', 'job.inbound_complete', 'job.outbound_complete']);
+  });
+
   test('re-sends all of a job’s events, in order, after a failed delivery', async () => {
     const p = rx.path('redeliver-two');
     let healthy = false;

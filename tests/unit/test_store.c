@@ -572,18 +572,19 @@ static void test_held_events(void **state)
     job_clear(&c);
 
     /* A fresh job's event comes from memory (the marker body) exactly once;
-     * redelivery while it is out adds nothing; once delivered, redelivery
-     * makes it due from the database, body rebuilt from the job. */
+     * redelivery while it is held or out is refused and changes nothing;
+     * once delivered, redelivery makes it due from the database, body
+     * rebuilt from the job. */
     char ev3[IDS_MAX_LEN];
     create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, ev3);
     complete_with_body(f->s.st, &c, JOB_COMPLETED, ev3, "{\"marker\":3}");
     size_t count;
     assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
-                     STORE_OK);
+                     STORE_STATE);
     seq = claim_event(f, ev3, "{\"marker\":3}");
     assert_nothing_due(f);
     assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
-                     STORE_OK);
+                     STORE_STATE);
     assert_nothing_due(f);
     record_delivered(f, seq);
     assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
@@ -666,7 +667,8 @@ static void test_held_events_wait_for_room(void **state)
 
 /* Creates a job for url whose event is stored only (not handed over in
  * memory), as retries and redeliveries are: claimed from the database. */
-static void stored_event_for(struct fixture *f, const char *url, char event_id[IDS_MAX_LEN])
+static void stored_event_for(struct fixture *f, const char *url, char event_id[IDS_MAX_LEN],
+                             char job_id[IDS_MAX_LEN])
 {
     struct job j = make_job(f->project, JOB_MODE_INPUT_ONLY, clock_now_ms());
     j.webhook_url = (char *)url;
@@ -675,6 +677,8 @@ static void stored_event_for(struct fixture *f, const char *url, char event_id[I
     claim_one(f->s.st, &c);
     ids_new(event_id, IDS_MAX_LEN, "msg_", clock_now_ms());
     complete_with_body(f->s.st, &c, JOB_COMPLETED, event_id, NULL);
+    if (job_id)
+        memcpy(job_id, c.id, IDS_MAX_LEN);
     job_clear(&c);
 }
 
@@ -686,9 +690,9 @@ static void test_stored_events_wait_for_room(void **state)
     struct fixture *f = *state;
     const char *a = "https://a.example/hook", *b = "https://b.example/hook";
     const char *urls[4] = {a, b, a, b};
-    char ev[4][IDS_MAX_LEN];
+    char ev[4][IDS_MAX_LEN], jobs[4][IDS_MAX_LEN];
     for (int i = 0; i < 4; i++)
-        stored_event_for(f, urls[i], ev[i]);
+        stored_event_for(f, urls[i], ev[i], jobs[i]);
     struct store_delivery *d;
     size_t n;
     int asked;
@@ -700,6 +704,10 @@ static void test_stored_events_wait_for_room(void **state)
     assert_string_equal(d[0].url, b);
     assert_true(d[0].leased);
     store_deliveries_free(d, n);
+    /* In flight (leased): redelivering its job is refused. */
+    size_t count;
+    assert_int_equal(store_event_redeliver(f->s.st, f->project, jobs[1], clock_now_ms(), &count),
+                     STORE_STATE);
     /* a's were not leased: due at once, in order. */
     assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
                      STORE_OK);
@@ -713,8 +721,8 @@ static void test_stored_events_wait_for_room(void **state)
     enum { REFUSED = 70 };
     char skip[REFUSED][IDS_MAX_LEN], last[IDS_MAX_LEN];
     for (int i = 0; i < REFUSED; i++)
-        stored_event_for(f, a, skip[i]);
-    stored_event_for(f, b, last);
+        stored_event_for(f, a, skip[i], NULL);
+    stored_event_for(f, b, last, NULL);
     assert_int_equal(claim_unless_a(f, 10, 64, &asked, &d, &n), STORE_OK);
     assert_int_equal(asked, 64);
     assert_int_equal(n, 0);
