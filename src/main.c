@@ -450,6 +450,9 @@ static int cmd_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     log_info("collie", "signal %d: shutting down", sig);
+    /* New requests get 503 from here on: they would wait behind a policy
+     * compile and be answered by a server that no longer filters. */
+    http_server_drain(http);
     status = 0;
 
 out:

@@ -42,6 +42,7 @@ struct http_server {
     pthread_cond_t cv;
     int nsuspended;     /* requests waiting for a reply from another thread */
     bool stopping;
+    atomic_bool draining; /* http_server_drain: new requests get 503 */
 };
 
 enum rq_state {
@@ -283,6 +284,12 @@ static void dispatch(struct http_request *rq)
     }
     if (rq->too_large) {
         reply_too_large(rq);
+        return;
+    }
+    if (atomic_load(&srv->draining)) {
+        http_reply_add_header(rq, "Retry-After", "1");
+        http_reply_add_header(rq, MHD_HTTP_HEADER_CONNECTION, "close");
+        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
         return;
     }
     char allow[128] = "";
@@ -583,6 +590,12 @@ struct http_server *http_server_start(const struct http_options *o, const struct
 int http_server_port(const struct http_server *s)
 {
     return s->port;
+}
+
+void http_server_drain(struct http_server *s)
+{
+    if (s)
+        atomic_store(&s->draining, true);
 }
 
 void http_server_stop(struct http_server *s)

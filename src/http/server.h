@@ -44,6 +44,12 @@ struct http_server *http_server_start(const struct http_options *o, const struct
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *s);
 
+/* Starts shutting down: from now on every request is answered 503
+ * unavailable (Retry-After: 1) and its connection closed; requests already
+ * handed to their handler still get their replies. Any thread; accepts
+ * NULL. */
+void http_server_drain(struct http_server *s);
+
 /* Stops accepting and closes every connection, after waiting (up to 10 s)
  * for suspended requests to get their replies: keep the threads that
  * answer them running until this returns. Accepts NULL. */

@@ -97,3 +97,28 @@ test('SIGTERM during a burst of creates: exit 0, every 202 survives the restart'
   await rx.waitFor(() => accepted.every((r) => rx.eventsOf(r.json.job_id).length >= 1), TIMEOUT, 'events of every accepted job');
   await s2.stop();
 });
+
+test('SIGTERM while a policy compiles: new requests get 503 at once, the PUT its answer, exit 0', { timeout: 300000 }, async () => {
+  // 100 such regexes compile in ~3 s (far longer under the sanitizers), and
+  // shutdown lets a compile in progress finish. Meanwhile the server used
+  // to accept jobs (202) that it no longer filtered.
+  const s = await start();
+  const c = s.client(key);
+  const doc = {
+    inbound: Array.from({ length: 100 }, (_, i) => ({ id: `r${i}`, type: 'regex', action: 'flag', pattern: `ab[c-z]{2,5}x${i}(foo|bar)+q` })),
+    outbound: [],
+  };
+  const put = c.put('/v1/policy', doc, { timeoutMs: 280000 });
+  await new Promise((resolve) => setTimeout(resolve, 300)); // compiling
+  const stopped = s.stop({ timeoutMs: 280000 });
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the signal is handled
+  const r = await c.post('/v1/jobs', { message_input: 'too late', inbound_only: true, webhook_url: rx.url(rx.path('too-late')) });
+  assert.equal(r.status, 503, r.text);
+  assert.equal(r.json?.error?.code, 'unavailable', r.text);
+  assert.equal(r.headers['retry-after'], '1');
+  const ready = await fetch(`${s.url}/readyz`);
+  assert.equal(ready.status, 503);
+  const p = await put;
+  assert.equal(p.status, 200, p.text.slice(0, 200));
+  await stopped;
+});
