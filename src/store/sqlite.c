@@ -256,6 +256,7 @@ struct store *store_open(const char *url, const struct store_options *opts, char
         return NULL;
     }
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->out_mu, NULL);
     pthread_mutex_init(&st->ckpt_mu, NULL);
     pthread_cond_init(&st->ckpt_cv, NULL);
     pthread_cond_init(&st->work_cv, NULL);
@@ -266,7 +267,8 @@ struct store *store_open(const char *url, const struct store_options *opts, char
     st->lock_fd = -1;
     st->path = strdup(path);
     st->new_jobs = idcache_new(HANDOVER_ENTRIES, HANDOVER_BYTES, sqlite_job_free);
-    if (!st->path || !st->new_jobs) {
+    st->out = i64set_new();
+    if (!st->path || !st->new_jobs || !st->out) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -316,7 +318,9 @@ void store_close(struct store *st)
         close(st->lock_fd);
     free(st->path);
     idcache_free(st->new_jobs);
+    i64set_free(st->out);
     pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->out_mu);
     pthread_mutex_destroy(&st->ckpt_mu);
     pthread_cond_destroy(&st->ckpt_cv);
     pthread_cond_destroy(&st->work_cv);

@@ -321,6 +321,10 @@ int store_event_record(struct store *st, const struct store_attempt *a, size_t n
     int rc;
     size_t done = store_write_chain(st, t, chunks, &rc);
     *recorded = done == chunks ? n : done * RECORD_CHUNK;
+    pthread_mutex_lock(&st->out_mu);
+    for (size_t i = 0; i < *recorded; i++)
+        i64set_remove(st->out, a[i].seq);
+    pthread_mutex_unlock(&st->out_mu);
     free(t);
     free(ra);
     return rc;
@@ -332,7 +336,8 @@ int store_delivery_state(struct store *st, const char *job_id, struct store_deli
     struct conn *c = store_reader(st);
     sqlite3_stmt *s = conn_stmt(c, "SELECT j.webhook_url, e.status, e.attempts, e.response_code,"
                                    " e.delivered_at, CASE WHEN e.next_attempt_at = ?2"
-                                   " THEN e.created_at ELSE e.next_attempt_at END FROM events e"
+                                   " THEN e.created_at ELSE e.next_attempt_at END,"
+                                   " e.next_attempt_at = ?2, e.seq FROM events e"
                                    " JOIN jobs j ON j.id = e.job_id WHERE e.job_id = ?1"
                                    " ORDER BY e.seq DESC LIMIT 1");
     int rc = STORE_IO;
@@ -346,6 +351,14 @@ int store_delivery_state(struct store *st, const char *job_id, struct store_deli
             out->attempts = sqlite3_column_int(s, 2);
             out->response_code = sqlite3_column_int(s, 3);
             out->delivered_at = sqlite3_column_int64(s, 4);
+            /* A held event's row says pending until its attempt is
+             * recorded; once handed to the dispatcher it is in flight. */
+            if (out->status == DELIVERY_PENDING && sqlite3_column_int(s, 6)) {
+                pthread_mutex_lock(&st->out_mu);
+                if (i64set_has(st->out, sqlite3_column_int64(s, 7)))
+                    out->status = DELIVERY_DELIVERING;
+                pthread_mutex_unlock(&st->out_mu);
+            }
             /* Only a waiting event has a meaningful next attempt time; a
              * delivering one holds its lease end there. */
             if (out->status == DELIVERY_PENDING || out->status == DELIVERY_RETRYING)

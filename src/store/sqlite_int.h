@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "store/store.h"
+#include "util/i64set.h"
 
 /* A connection and its prepared statements, keyed by the address of the
  * static SQL text (each statement is a string constant in this backend). */
@@ -70,6 +71,11 @@ struct store {
     struct held_event *staged_ev, *staged_ev_last;
     struct held_event *held_head, *held_tail;
     atomic_size_t held_n, held_bytes;
+    /* Seqs of held events handed to the dispatcher whose attempt is not
+     * recorded yet: their rows still say pending, but they are being
+     * delivered (store_delivery_state). Guarded by out_mu. */
+    pthread_mutex_t out_mu;
+    struct i64set *out;
     char *path;
     int lock_fd; /* held by the serving process: one server per database file */
     store_wake_fn wake_work, wake_events;

@@ -168,6 +168,11 @@ size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max,
         st->held_head = kept;
         pthread_mutex_unlock(&st->mu);
     }
+    /* Out of memory here only costs the "delivering" a GET would show. */
+    pthread_mutex_lock(&st->out_mu);
+    for (size_t i = 0; i < n; i++)
+        i64set_add(st->out, out[i].seq);
+    pthread_mutex_unlock(&st->out_mu);
     return n;
 }
 

@@ -268,6 +268,24 @@ describe('ordering', () => {
   });
 });
 
+describe('webhook_delivery while the first attempt is in flight', () => {
+  test('status delivering, no next_attempt_at; then delivered', async () => {
+    // A new event goes to the sender through memory and its row says
+    // pending until the attempt is recorded: GET showed pending, with a
+    // next attempt time in the past, while the receiver held the request.
+    const p = rx.path('in-flight-status');
+    const url = rx.plan(p, { status: 200, delayMs: 1500 });
+    const job = await c.createJob({ message_input: 'slow receiver', inbound_only: true, webhook_url: url });
+    await rx.waitFor(() => rx.on(p).length >= 1, undefined, 'the attempt reached the receiver');
+    const during = await c.get(`/v1/jobs/${job.job_id}`);
+    assert.equal(during.status, 200, during.text);
+    assertDelivery(during.json.webhook_delivery, { url, status: 'delivering', attempts: 0 });
+    assert.equal(during.json.webhook_delivery.next_attempt_at, null, JSON.stringify(during.json.webhook_delivery));
+    const got = await c.waitDelivered(job.job_id);
+    assertDelivery(got.webhook_delivery, { url, status: 'delivered', attempts: 1, responseCode: 200 });
+  });
+});
+
 describe('redeliver', () => {
   test('unknown job → 404 not_found', async () => {
     assertError(await c.post('/v1/jobs/job_01ARZ3NDEKTSV4RRFFQ69G5FAV/redeliver', {}), 404, 'not_found');

@@ -581,12 +581,24 @@ static void test_held_events(void **state)
     size_t count;
     assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
                      STORE_STATE);
+    /* Its row says pending throughout; GET's status follows the hand-over. */
+    assert_int_equal(store_delivery_state(f->s.st, c.id, &ds), STORE_OK);
+    assert_int_equal(ds.status, DELIVERY_PENDING);
+    assert_true(ds.next_attempt_at > 0);
+    free(ds.url);
     seq = claim_event(f, ev3, "{\"marker\":3}");
+    assert_int_equal(store_delivery_state(f->s.st, c.id, &ds), STORE_OK);
+    assert_int_equal(ds.status, DELIVERY_DELIVERING);
+    assert_int_equal(ds.next_attempt_at, 0);
+    free(ds.url);
     assert_nothing_due(f);
     assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
                      STORE_STATE);
     assert_nothing_due(f);
     record_delivered(f, seq);
+    assert_int_equal(store_delivery_state(f->s.st, c.id, &ds), STORE_OK);
+    assert_int_equal(ds.status, DELIVERY_DELIVERED);
+    free(ds.url);
     assert_int_equal(store_event_redeliver(f->s.st, f->project, c.id, clock_now_ms(), &count),
                      STORE_OK);
     assert_int_equal(count, 1);
