@@ -222,7 +222,8 @@ static bool park(struct pipeline *p, struct job *j)
         struct compile_task *t = malloc(sizeof(*t));
         if (t) {
             *t = (struct compile_task){p, j->project_id};
-            compiling = taskq_submit(p->opt.compiler, compile_task, t);
+            /* before waiting PUTs: jobs are held up by this one */
+            compiling = taskq_submit_first(p->opt.compiler, compile_task, t);
             if (!compiling)
                 free(t);
         }

@@ -18,6 +18,7 @@ struct taskq {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct task *head, *tail;
+    struct task *first_tail; /* the last task queued by taskq_submit_first */
     size_t pending, max_pending;
     bool stopping;
     char name[16];
@@ -37,6 +38,8 @@ static void *taskq_main(void *arg)
         q->head = t->next;
         if (!q->head)
             q->tail = NULL;
+        if (q->first_tail == t)
+            q->first_tail = NULL;
         q->pending--;
         pthread_mutex_unlock(&q->mu);
         t->fn(t->ud, false);
@@ -66,7 +69,7 @@ struct taskq *taskq_start(const char *name, size_t max_pending)
     return q;
 }
 
-bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud)
+static bool submit(struct taskq *q, taskq_fn fn, void *ud, bool first)
 {
     struct task *t = malloc(sizeof(*t));
     if (!t)
@@ -75,11 +78,16 @@ bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud)
     pthread_mutex_lock(&q->mu);
     bool ok = !q->stopping && q->pending < q->max_pending;
     if (ok) {
-        if (q->tail)
-            q->tail->next = t;
-        else
-            q->head = t;
-        q->tail = t;
+        /* after the last task that came first, else at the end */
+        struct task **link = !first ? (q->tail ? &q->tail->next : &q->head)
+                             : q->first_tail ? &q->first_tail->next
+                                             : &q->head;
+        t->next = *link;
+        *link = t;
+        if (!t->next)
+            q->tail = t;
+        if (first)
+            q->first_tail = t;
         q->pending++;
         pthread_cond_signal(&q->cv);
     }
@@ -87,6 +95,16 @@ bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud)
     if (!ok)
         free(t);
     return ok;
+}
+
+bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud)
+{
+    return submit(q, fn, ud, false);
+}
+
+bool taskq_submit_first(struct taskq *q, taskq_fn fn, void *ud)
+{
+    return submit(q, fn, ud, true);
 }
 
 void taskq_stop(struct taskq *q)
@@ -100,7 +118,7 @@ void taskq_stop(struct taskq *q)
     }
     q->stopping = true;
     struct task *t = q->head;
-    q->head = q->tail = NULL;
+    q->head = q->tail = q->first_tail = NULL;
     q->pending = 0;
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);

@@ -27,6 +27,11 @@ struct taskq *taskq_start(const char *name, size_t max_pending);
  * are already waiting or the queue is stopping: fn is not called then. */
 bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud);
 
+/* The same, but fn runs before every task queued by taskq_submit (after
+ * those queued by taskq_submit_first before it): for work something else
+ * is blocked on, such as jobs waiting for their policy. */
+bool taskq_submit_first(struct taskq *q, taskq_fn fn, void *ud);
+
 /* Calls every waiting task with cancelled = true and waits for the one
  * running. Later taskq_submit calls return false, so q can stay reachable
  * (from HTTP handlers still running) until taskq_free. NULL is a no-op. */

@@ -1,6 +1,6 @@
-/* The slow-task thread: tasks run one at a time in order, the queue is
- * bounded, stopping cancels what never started, and a stopped queue
- * refuses new tasks until it is freed. */
+/* The slow-task thread: tasks run one at a time in order (those submitted
+ * first ahead of the rest), the queue is bounded, stopping cancels what
+ * never started, and a stopped queue refuses new tasks until it is freed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,6 +82,32 @@ static void test_runs_in_order_and_bounds_the_queue(void **state)
     assert_int_equal(nlog, 4);
 }
 
+/* Tasks submitted first run before the others waiting, in their own
+ * order; the last of them leaving the queue does not lose the rest. */
+static void test_first_goes_before_the_others(void **state)
+{
+    (void)state;
+    reset();
+    struct taskq *q = taskq_start("test-q", 8);
+    assert_non_null(q);
+    assert_true(taskq_submit(q, task, &ids[1]));
+    wait_for_log(1);
+    assert_true(taskq_submit(q, task, &ids[2]));
+    assert_true(taskq_submit_first(q, task, &ids[3]));
+    assert_true(taskq_submit(q, task, &ids[4]));
+    assert_true(taskq_submit_first(q, task, &ids[5]));
+    release_first();
+    wait_for_log(5);
+    /* the queue is empty: a first task alone, then one after it */
+    assert_true(taskq_submit_first(q, task, &ids[6]));
+    assert_true(taskq_submit(q, task, &ids[7]));
+    wait_for_log(7);
+    taskq_free(q);
+    int want[] = {1, 3, 5, 2, 4, 6, 7};
+    assert_int_equal(nlog, 7);
+    assert_memory_equal(log_, want, sizeof(want));
+}
+
 static void *stop_thread(void *q)
 {
     taskq_stop(q);
@@ -117,6 +143,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runs_in_order_and_bounds_the_queue),
         cmocka_unit_test(test_stop_cancels_waiting_tasks),
+        cmocka_unit_test(test_first_goes_before_the_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
