@@ -640,6 +640,21 @@ static void held_event_for(struct fixture *f, const char *url, char event_id[IDS
     job_clear(&c);
 }
 
+/* Claims (room for 10) exactly the events a and b, in that order, and
+ * then finds nothing more due. */
+static void claim_exactly(struct fixture *f, const char *a, const char *b)
+{
+    struct store_delivery *d;
+    size_t n;
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
+                     STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(d[0].event_id, a);
+    assert_string_equal(d[1].event_id, b);
+    store_deliveries_free(d, n);
+    assert_nothing_due(f);
+}
+
 /* An event handed over in memory whose receiver has no room stays queued,
  * in order, and the claim goes on to the events behind it; a claim that is
  * full leaves the rest as it was, and events queued later go behind. */
@@ -668,13 +683,7 @@ static void test_held_events_wait_for_room(void **state)
     assert_string_equal(d[0].event_id, ev[3]);
     assert_string_equal(d[1].event_id, ev[4]);
     store_deliveries_free(d, n);
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
-    assert_int_equal(n, 2);
-    assert_string_equal(d[0].event_id, ev[0]);
-    assert_string_equal(d[1].event_id, ev[2]);
-    store_deliveries_free(d, n);
-    assert_nothing_due(f);
+    claim_exactly(f, ev[0], ev[2]);
 }
 
 /* Creates a job for url whose event is stored only (not handed over in
@@ -721,13 +730,7 @@ static void test_stored_events_wait_for_room(void **state)
     assert_int_equal(store_event_redeliver(f->s.st, f->project, jobs[1], clock_now_ms(), &count),
                      STORE_STATE);
     /* a's were not leased: due at once, in order. */
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
-    assert_int_equal(n, 2);
-    assert_string_equal(d[0].event_id, ev[0]);
-    assert_string_equal(d[1].event_id, ev[2]);
-    store_deliveries_free(d, n);
-    assert_nothing_due(f);
+    claim_exactly(f, ev[0], ev[2]);
 
     /* The bound: 70 refused events ahead of one with room. */
     enum { REFUSED = 70 };

@@ -58,14 +58,21 @@ static void release_first(void)
     pthread_mutex_unlock(&mu);
 }
 
+/* A queue for max_pending tasks whose thread task 1 holds (release_first). */
+static struct taskq *start_held(size_t max_pending)
+{
+    reset();
+    struct taskq *q = taskq_start("test-q", max_pending);
+    assert_non_null(q);
+    assert_true(taskq_submit(q, task, &ids[1]));
+    wait_for_log(1);
+    return q;
+}
+
 static void test_runs_in_order_and_bounds_the_queue(void **state)
 {
     (void)state;
-    reset();
-    struct taskq *q = taskq_start("test-q", 3);
-    assert_non_null(q);
-    assert_true(taskq_submit(q, task, &ids[1]));
-    wait_for_log(1); /* task 1 runs and holds the thread */
+    struct taskq *q = start_held(3);
     assert_true(taskq_submit(q, task, &ids[2]));
     assert_true(taskq_submit(q, task, &ids[3]));
     assert_true(taskq_submit(q, task, &ids[4]));
@@ -87,11 +94,7 @@ static void test_runs_in_order_and_bounds_the_queue(void **state)
 static void test_first_goes_before_the_others(void **state)
 {
     (void)state;
-    reset();
-    struct taskq *q = taskq_start("test-q", 8);
-    assert_non_null(q);
-    assert_true(taskq_submit(q, task, &ids[1]));
-    wait_for_log(1);
+    struct taskq *q = start_held(8);
     assert_true(taskq_submit(q, task, &ids[2]));
     assert_true(taskq_submit_first(q, task, &ids[3]));
     assert_true(taskq_submit(q, task, &ids[4]));
@@ -117,11 +120,7 @@ static void *stop_thread(void *q)
 static void test_stop_cancels_waiting_tasks(void **state)
 {
     (void)state;
-    reset();
-    struct taskq *q = taskq_start("test-q", 8);
-    assert_non_null(q);
-    assert_true(taskq_submit(q, task, &ids[1]));
-    wait_for_log(1);
+    struct taskq *q = start_held(8);
     assert_true(taskq_submit(q, task, &ids[2]));
     assert_true(taskq_submit(q, task, &ids[3]));
     /* stop while task 1 still runs: 2 and 3 are called cancelled, then
