@@ -32,10 +32,13 @@ struct pipeline {
     pthread_cond_t cv;
     uint64_t gen;       /* bumped by every wake */
     bool stopping;
-    /* Jobs whose policy the compiler thread is compiling (one compile per
-     * project with jobs here), and jobs whose compile has finished, in
-     * the order they were claimed. */
-    struct parked *waiting, *ready;
+    /* Jobs whose policy the compiler thread is compiling, and jobs whose
+     * compile has finished, in the order they were claimed; the projects
+     * with a compile queued or running (one each: few, as the compiler's
+     * queue is bounded). */
+    struct parked *waiting, **waiting_end, *ready;
+    int64_t *compiling;
+    size_t ncompiling, compiling_cap;
     pthread_t *workers;
     int nworkers;
     pthread_t sweeper;
@@ -186,6 +189,12 @@ static void compile_task(void *ud, bool cancelled)
     if (policy_cache_get(p->pc, t->project_id, &pol, &version) == STORE_OK)
         policy_release(pol);
     pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->ncompiling; i++) {
+        if (p->compiling[i] == t->project_id) {
+            p->compiling[i] = p->compiling[--p->ncompiling];
+            break;
+        }
+    }
     struct parked **from = &p->waiting, **to = &p->ready;
     while (*to)
         to = &(*to)->next;
@@ -200,6 +209,7 @@ static void compile_task(void *ud, bool cancelled)
             from = &k->next;
         }
     }
+    p->waiting_end = from;
     p->gen++;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
@@ -215,23 +225,33 @@ static bool park(struct pipeline *p, struct job *j)
         return false;
     pthread_mutex_lock(&p->mu);
     bool compiling = p->stopping; /* then nothing runs it again: dropped at stop */
-    struct parked **end = &p->waiting;
-    for (; *end; end = &(*end)->next)
-        compiling = compiling || (*end)->job.project_id == j->project_id;
-    if (!compiling) {
+    for (size_t i = 0; i < p->ncompiling && !compiling; i++)
+        compiling = p->compiling[i] == j->project_id;
+    if (!compiling && p->ncompiling == p->compiling_cap) {
+        size_t cap = p->compiling_cap ? 2 * p->compiling_cap : 8;
+        int64_t *grown = realloc(p->compiling, cap * sizeof(*grown));
+        if (grown) {
+            p->compiling = grown;
+            p->compiling_cap = cap;
+        }
+    }
+    if (!compiling && p->ncompiling < p->compiling_cap) {
         struct compile_task *t = malloc(sizeof(*t));
         if (t) {
             *t = (struct compile_task){p, j->project_id};
             /* before waiting PUTs: jobs are held up by this one */
             compiling = taskq_submit_first(p->opt.compiler, compile_task, t);
-            if (!compiling)
+            if (compiling)
+                p->compiling[p->ncompiling++] = j->project_id;
+            else
                 free(t);
         }
     }
     if (compiling) {
         k->job = *j;
         k->next = NULL;
-        *end = k;
+        *p->waiting_end = k;
+        p->waiting_end = &k->next;
         memset(j, 0, sizeof(*j));
     }
     pthread_mutex_unlock(&p->mu);
@@ -382,6 +402,7 @@ struct pipeline *pipeline_start(struct store *st, struct policy_cache *pc,
     p->opt = *o;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    p->waiting_end = &p->waiting;
     p->workers = calloc((size_t)o->workers, sizeof(pthread_t));
     if (!p->workers)
         goto fail;
@@ -425,6 +446,7 @@ void pipeline_stop(struct pipeline *p)
      * hands them out again at the next start (a lease, elsewhere). */
     parked_free(p->waiting);
     parked_free(p->ready);
+    free(p->compiling);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
