@@ -11,7 +11,12 @@
 #include "policy/policy_internal.h"
 
 #define START_UNKNOWN SIZE_MAX
-#define B64_MAX 4096 /* the base64 detector's longest span */
+/* A base64 run is decoded in pieces of B64_MAX characters, each starting
+ * B64_OVERLAP before the end of the one before (both multiples of 4, so
+ * every piece starts on a 4-character group of the run): a phrase that
+ * straddles two pieces is whole in the second. */
+#define B64_MAX 4096
+#define B64_OVERLAP 256
 
 /* Vectorscan 5.4.9 (the Debian package) on AVX-512 machines misses matches
  * that end within the last ~32 bytes of the buffer scanned (accelerator tail
@@ -21,11 +26,12 @@
  * a match that counts end within SCAN_PAD bytes of the end of the buffer
  * Vectorscan sees: a region followed by at least SCAN_PAD bytes of text is
  * scanned with them (matches ending there are dropped); one that reaches
- * the end of the text is scanned, near its end, from a copy followed by
- * SCAN_PAD zero bytes. */
+ * the end of the text is scanned from a copy followed by SCAN_PAD zero
+ * bytes. The copy is of the whole region: a copy of its last 8 KB alone
+ * missed every match longer than that ending near the end of the text (a
+ * 12 KB private key at the end of a message went through unredacted). */
 #define SCAN_PAD 64
-#define SCAN_DANGER 128 /* matches ending this close to a buffer end are re-scanned */
-#define SCAN_TAIL 8192  /* the padded copy: the whole region when shorter */
+#define SCAN_DANGER 128 /* the end-of-data pass ("$") looks this far back */
 
 struct window {
     unsigned g; /* gate windows: index into gated; start windows: the pattern, or UINT_MAX */
@@ -68,14 +74,22 @@ struct policy_scratch {
     unsigned char *gmark; /* decoded payloads: gated patterns whose anchors occur */
     size_t gmcap;
     size_t npending, pcap;
+    size_t pending_used; /* npending of the last resolve_starts */
     struct pol_match *m;
     size_t nm, mcap;
     double *scores;
     size_t scap;
     unsigned *counts; /* injection detector counts of one rule */
     size_t ccap;
-    char *pad; /* padded copy of a region's tail */
+    char *pad; /* padded copy of a region that ends near the end of the text */
     size_t padcap;
+    /* The whole text followed by SCAN_PAD zero bytes, made once per
+     * evaluation for the regions that end where the text does (every
+     * database's whole-text scan among them). */
+    char *whole;
+    size_t wholecap;
+    bool whole_made;
+    size_t peak; /* policy_scratch_peak_bytes */
     char b64[B64_MAX + SCAN_PAD];
 };
 
@@ -99,6 +113,7 @@ void policy_scratch_free(struct policy_scratch *s)
     free(s->wfirst);
     free(s->gmark);
     free(s->pad);
+    free(s->whole);
     free(s->m);
     free(s->scores);
     free(s->counts);
@@ -187,7 +202,15 @@ static int on_anchor(struct scan_ctx *c, unsigned a, size_t end)
     return 0;
 }
 
-/* A match of literal id (see pol_direction) ending at end. */
+/* How far back among the hits ending where a keyword does lit_hit looks
+ * for one of the same rule. */
+#define LIT_SAME_END_LOOKBACK 8
+
+/* A match of literal id (see pol_direction) ending at end. A keyword that
+ * ends where another of its rule does is kept as one hit, the longer: the
+ * shorter lies inside it, and a rule's overlapping spans are merged anyway
+ * (redact.c). Nested keywords ("a", "aa", … 64 of them) over a run of one
+ * letter made a hit per keyword and byte: 1 MiB of text took 4.8 GB. */
 static int lit_hit(struct scan_ctx *c, unsigned id, size_t end)
 {
     const struct pol_direction *d = c->d;
@@ -197,6 +220,19 @@ static int lit_hit(struct scan_ctx *c, unsigned id, size_t end)
     size_t start = end - l->len;
     if (l->word_bounds && !word_edge_ok(c->text, c->len, start, end, l->word_bounds))
         return 0;
+    struct policy_scratch *s = c->s;
+    for (size_t i = s->nhits, k = 0; i-- > 0 && k < LIT_SAME_END_LOOKBACK; k++) {
+        struct hit *h = &s->hits[i];
+        if (h->end != end)
+            break;
+        if (h->lit && d->lits[h->id].rule == l->rule) {
+            if (start < h->start) {
+                h->start = start;
+                h->id = id;
+            }
+            return 0;
+        }
+    }
     return push_hit(c, id, true, start, end);
 }
 
@@ -234,47 +270,45 @@ static int on_re(unsigned int id, unsigned long long from, unsigned long long to
 }
 
 /* Scans db over text[rs, re) (see SCAN_PAD): with the SCAN_PAD bytes that
- * follow when there are that many; otherwise the region up to SCAN_DANGER
- * before its end as it is, the rest from a padded copy, and, with eod (the
- * group has patterns that can match only at the end of data, "$"), the end
- * once more as it is. */
+ * follow when there are that many; otherwise from a padded copy and, with
+ * eod (the group has patterns that can match only at the end of data,
+ * "$"), once more as it is, for matches ending near its end. */
 static int scan_region(struct scan_ctx *c, const hs_database_t *db, size_t rs, size_t re,
                        match_event_handler cb, bool eod)
 {
     struct policy_scratch *s = c->s;
-    size_t ts = rs;
     int rc = 0;
     c->min_end = rs;
     c->base = rs;
+    c->max_end = re;
     if (re + SCAN_PAD <= c->len) {
-        c->max_end = re;
         if (hs_scan(db, c->text + rs, (unsigned)(re + SCAN_PAD - rs), 0, s->hs, cb, c) !=
             HS_SUCCESS)
             rc = -1;
         goto done;
     }
-    if (re - rs > SCAN_TAIL) {
-        ts = re - SCAN_TAIL;
-        c->max_end = re - SCAN_DANGER;
-        if (hs_scan(db, c->text + rs, (unsigned)(re - rs), 0, s->hs, cb, c) != HS_SUCCESS)
-            rc = -1;
-        c->min_end = re - SCAN_DANGER + 1;
+    size_t n = re - rs;
+    const char *buf = NULL;
+    if (re == c->len) {
+        if (!s->whole_made && !reserve((void **)&s->whole, &s->wholecap, c->len + SCAN_PAD, 1)) {
+            memcpy(s->whole, c->text, c->len);
+            memset(s->whole + c->len, 0, SCAN_PAD);
+            s->whole_made = true;
+        }
+        buf = s->whole_made ? s->whole + rs : NULL;
+    } else if (!reserve((void **)&s->pad, &s->padcap, n + SCAN_PAD, 1)) {
+        memcpy(s->pad, c->text + rs, n);
+        memset(s->pad + n, 0, SCAN_PAD);
+        buf = s->pad;
     }
-    size_t tn = re - ts;
-    if (!rc && reserve((void **)&s->pad, &s->padcap, tn + SCAN_PAD, 1))
+    if (!buf || hs_scan(db, buf, (unsigned)(n + SCAN_PAD), 0, s->hs, cb, c) != HS_SUCCESS)
         rc = -1;
-    if (!rc) {
-        memcpy(s->pad, c->text + ts, tn);
-        memset(s->pad + tn, 0, SCAN_PAD);
-        c->base = ts;
-        c->max_end = re;
-        if (hs_scan(db, s->pad, (unsigned)(tn + SCAN_PAD), 0, s->hs, cb, c) != HS_SUCCESS)
-            rc = -1;
-    }
     if (!rc && re == c->len && eod) {
-        c->base = ts;
+        /* "$" matches end at the end of the data, which the padding hid:
+         * once more as it is, keeping only ends near it, not found above */
+        c->min_end = re > rs + SCAN_DANGER ? re - SCAN_DANGER : rs;
         c->dedupe = true;
-        if (hs_scan(db, c->text + ts, (unsigned)tn, 0, s->hs, cb, c) != HS_SUCCESS)
+        if (hs_scan(db, c->text + rs, (unsigned)n, 0, s->hs, cb, c) != HS_SUCCESS)
             rc = -1;
         c->dedupe = false;
     }
@@ -336,6 +370,18 @@ static int on_som(unsigned int id, unsigned long long from, unsigned long long t
     size_t end = c->base + (size_t)to, start = c->base + (size_t)from;
     if (OUTSIDE(c, end))
         return 0;
+    /* A detector's span is looked for at most max_width back (max_len):
+     * where windows merged, the leftmost start can lie further back, and
+     * taking it made an email of a long dotted run span the whole text and
+     * its check rescan all of it at every label (quadratic). The start is
+     * put where a window of its own would have begun it, on a character
+     * boundary. */
+    unsigned maxw = id < c->d->npats ? c->d->pats[id].max_width : UINT_MAX;
+    if (maxw != UINT_MAX && end - start > maxw) {
+        start = end - maxw;
+        while (start < end && ((unsigned char)c->text[start] & 0xC0) == 0x80)
+            start++;
+    }
     size_t lo = 0, hi = s->npending;
     while (lo < hi) { /* first pending hit with key >= (end, id) */
         size_t mid = (lo + hi) / 2;
@@ -417,7 +463,7 @@ static int resolve_starts(struct scan_ctx *c)
     qsort(keys, n, sizeof(*keys), pend_cmp);
     for (size_t i = 0; i < n; i++)
         s->pending[i] = keys[i].idx;
-    s->npending = n;
+    s->npending = s->pending_used = n;
     free(keys);
     qsort(w, n, sizeof(*w), window_cmp);
     int rc = 0;
@@ -539,10 +585,17 @@ static int score_injection(struct scan_ctx *c, int rule, double *score)
         if (det->validate && !det->validate(c->text, c->len, &st, &en))
             continue;
         if (det->signal == SIG_BASE64) {
-            long dl = injection_b64_decode(c->text + st, en - st, s->b64, B64_MAX);
-            long found = dl > 0 ? decoded_phrases(c, leader, (size_t)dl) : 0;
-            if (found < 0)
-                return -1;
+            long found = 0;
+            for (size_t ps = st; found == 0;) {
+                size_t pe = en - ps > B64_MAX ? ps + B64_MAX : en;
+                long dl = injection_b64_decode(c->text + ps, pe - ps, s->b64, B64_MAX);
+                found = dl > 0 ? decoded_phrases(c, leader, (size_t)dl) : 0;
+                if (found < 0)
+                    return -1;
+                if (pe == en)
+                    break;
+                ps = pe - B64_OVERLAP;
+            }
             if (found == 0)
                 continue;
         }
@@ -632,6 +685,47 @@ static int ensure_scratch(struct policy_scratch *s, const struct policy *p)
     return 0;
 }
 
+/* A working array over this many bytes that an evaluation used less than
+ * a quarter of is given back after it: a worker's scratch lives as long as
+ * the worker, and one large text would otherwise keep its peak for good
+ * (gigabytes, for some), while texts of one size in a row keep theirs. */
+#define SCRATCH_KEEP_BYTES (4u << 20)
+
+static void shrink(void **p, size_t *cap, size_t used, size_t elem)
+{
+    if (*cap * elem > SCRATCH_KEEP_BYTES && used < *cap / 4) {
+        free(*p);
+        *p = NULL;
+        *cap = 0;
+    }
+}
+
+static void scratch_shrink(struct policy_scratch *s, size_t len)
+{
+    s->peak = policy_scratch_bytes(s);
+    shrink((void **)&s->hits, &s->hcap, s->nhits, sizeof(*s->hits));
+    shrink((void **)&s->pending, &s->pcap, s->pending_used, sizeof(*s->pending));
+    shrink((void **)&s->win, &s->wcap, s->nwin, sizeof(*s->win));
+    shrink((void **)&s->wsorted, &s->wscap, s->nwin, sizeof(*s->wsorted));
+    shrink((void **)&s->pad, &s->padcap, 0, 1);
+    shrink((void **)&s->whole, &s->wholecap, s->whole_made ? len + SCAN_PAD : 0, 1);
+    shrink((void **)&s->m, &s->mcap, s->nm, sizeof(*s->m));
+}
+
+size_t policy_scratch_peak_bytes(const struct policy_scratch *s)
+{
+    return s->peak;
+}
+
+size_t policy_scratch_bytes(const struct policy_scratch *s)
+{
+    return s->hcap * sizeof(*s->hits) + s->pcap * sizeof(*s->pending) +
+           s->wcap * sizeof(*s->win) + s->wscap * sizeof(*s->wsorted) +
+           s->wfcap * sizeof(*s->wfirst) + s->gmcap + s->padcap + s->wholecap +
+           s->mcap * sizeof(*s->m) +
+           s->scap * sizeof(*s->scores) + s->ccap * sizeof(*s->counts);
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -650,7 +744,8 @@ int policy_eval(const struct policy *p, struct policy_scratch *s, enum policy_di
         text = "";
     const struct pol_direction *d = pol_dir_get(p, dir);
     struct scan_ctx c = {.s = s, .d = d, .text = text, .len = len, .max_end = len, .rule = -1};
-    s->nhits = s->nm = s->nwin = 0;
+    s->nhits = s->nm = s->nwin = s->pending_used = 0;
+    s->whole_made = false;
     if (ensure_scratch(s, p) ||
         reserve((void **)&s->scores, &s->scap, (size_t)d->nrules + 1, sizeof(double)))
         goto fail;
@@ -666,9 +761,11 @@ int policy_eval(const struct policy *p, struct policy_scratch *s, enum policy_di
         goto fail;
     if (pol_finish(d, text, len, s->m, s->nm, s->scores, out))
         goto fail;
+    scratch_shrink(s, len);
     out->latency_ms = now_ms() - t0;
     return 0;
 fail:
+    scratch_shrink(s, len);
     policy_result_clear(out);
     return -1;
 }

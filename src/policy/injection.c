@@ -19,7 +19,9 @@ static bool check_tags(const char *t, size_t len, size_t *s, size_t *e)
 
 static bool b64_run(const char *t, size_t len, size_t *s, size_t *e)
 {
-    while (*s > 0 && pol_guard_has(GUARD_B64CORE, (unsigned char)t[*s - 1]) && *e - *s < 4096)
+    /* The whole run: it is decoded in pieces from its start (eval.c), as
+     * a payload is encoded from its start; one hit per run (the guard). */
+    while (*s > 0 && pol_guard_has(GUARD_B64CORE, (unsigned char)t[*s - 1]))
         (*s)--;
     for (int k = 0; k < 2 && *e < len && t[*e] == '='; k++)
         (*e)++;

@@ -53,6 +53,11 @@ int policy_rule_count(const struct policy *p, enum policy_direction dir);
  * Vectorscan scratch is reused; policy_scratch_free releases them. */
 struct policy_scratch *policy_scratch_new(void);
 void policy_scratch_free(struct policy_scratch *s);
+/* Bytes of working arrays s holds between evaluations (not counting
+ * Vectorscan's scratch; arrays over 4 MiB are given back after each
+ * evaluation), and the most they took during the last evaluation. */
+size_t policy_scratch_bytes(const struct policy_scratch *s);
+size_t policy_scratch_peak_bytes(const struct policy_scratch *s);
 
 /* The outcome of evaluating one text. All members are owned by the struct and
  * released by policy_result_clear. */
