@@ -1,5 +1,5 @@
-/* Shared by the detector tests: one rule compiled alone, and the spans it
- * matches in a text. */
+/* Shared by the policy tests: one rule compiled alone, the spans it
+ * matches in a text, and a triggered rule looked up in a result. */
 #ifndef COLLIE_TEST_POLICY_SPANS_H
 #define COLLIE_TEST_POLICY_SPANS_H
 
@@ -7,6 +7,22 @@
 #include <string.h>
 
 #include "policy/policy.h"
+
+/* The entry of r's rules_triggered whose string member key is value
+ * ("rule_id" or "type"), or NULL. */
+static inline json_t *triggered_by(const struct policy_result *r, const char *key,
+                                   const char *value)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(r->rules_triggered, i, t)
+    {
+        const char *v = json_string_value(json_object_get(t, key));
+        if (v && strcmp(v, value) == 0)
+            return t;
+    }
+    return NULL;
+}
 
 /* Compiles a policy of the one inbound rule (a JSON object); fails the
  * test when it does not compile. */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "policy_spans.h"
 
 static struct policy *compile_doc(const char *doc)
 {
@@ -53,14 +54,7 @@ static void eval(struct policy *p, struct policy_scratch *s, enum policy_directi
 /* The rule entry of rules_triggered with this type, or NULL. */
 static json_t *triggered_type(const struct policy_result *r, const char *type)
 {
-    size_t i;
-    json_t *t;
-    json_array_foreach(r->rules_triggered, i, t)
-    {
-        if (strcmp(json_string_value(json_object_get(t, "type")), type) == 0)
-            return t;
-    }
-    return NULL;
+    return triggered_by(r, "type", type);
 }
 
 /* A match at the end of the text longer than the 8 KB that used to be

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "policy/policy.h"
+#include "policy_spans.h"
 
 struct fixture {
     struct policy *p;
@@ -44,14 +45,7 @@ static int teardown(void **state)
 
 static json_t *rule_result(const char *id)
 {
-    size_t i;
-    json_t *t;
-    json_array_foreach(fx.r.rules_triggered, i, t)
-    {
-        if (strcmp(json_string_value(json_object_get(t, "rule_id")), id) == 0)
-            return t;
-    }
-    return NULL;
+    return triggered_by(&fx.r, "rule_id", id);
 }
 
 static void assert_match(const char *id, size_t k, long long start, long long end)

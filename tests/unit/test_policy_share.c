@@ -13,6 +13,7 @@
 
 #include "policy/policy.h"
 #include "policy/policy_internal.h"
+#include "policy_spans.h"
 
 static struct policy *compile_doc(const char *doc)
 {
@@ -97,14 +98,7 @@ static void test_pii_patterns_cover_union(void **state)
 /* The triggered rule id in r, or NULL. */
 static json_t *triggered(const struct policy_result *r, const char *id)
 {
-    size_t i;
-    json_t *t;
-    json_array_foreach(r->rules_triggered, i, t)
-    {
-        if (strcmp(json_string_value(json_object_get(t, "rule_id")), id) == 0)
-            return t;
-    }
-    return NULL;
+    return triggered_by(r, "rule_id", id);
 }
 
 /* A triggered rule's matches as "entity:start-end " (static buffer). */
