@@ -24,17 +24,22 @@ static inline json_t *triggered_by(const struct policy_result *r, const char *ke
     return NULL;
 }
 
-/* Compiles a policy of the one inbound rule (a JSON object); fails the
- * test when it does not compile. */
+/* Compiles a policy document; fails the test when it does not compile. */
+static inline struct policy *compile_doc(const char *doc)
+{
+    struct policy_error err;
+    struct policy *p = policy_compile(doc, strlen(doc), &err);
+    if (!p)
+        fail_msg("compile: %s %s %s", err.rule_id, err.field, err.message);
+    return p;
+}
+
+/* Compiles a policy of the one inbound rule (a JSON object). */
 static inline struct policy *compile_one(const char *rule)
 {
     char doc[512];
     snprintf(doc, sizeof(doc), "{\"inbound\":[%s]}", rule);
-    struct policy_error err;
-    struct policy *p = policy_compile(doc, strlen(doc), &err);
-    if (!p)
-        fail_msg("%s: %s", err.field, err.message);
-    return p;
+    return compile_doc(doc);
 }
 
 /* Evaluates text against one rule and returns the matched spans as

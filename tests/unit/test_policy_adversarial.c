@@ -18,15 +18,6 @@
 #include "policy/policy.h"
 #include "policy_spans.h"
 
-static struct policy *compile_doc(const char *doc)
-{
-    struct policy_error err;
-    struct policy *p = policy_compile(doc, strlen(doc), &err);
-    if (!p)
-        fail_msg("compile: %s %s %s", err.rule_id, err.field, err.message);
-    return p;
-}
-
 /* The default policy, compiled once for the tests (a second or so). */
 static struct policy *def;
 

@@ -15,15 +15,6 @@
 #include "policy/policy_internal.h"
 #include "policy_spans.h"
 
-static struct policy *compile_doc(const char *doc)
-{
-    struct policy_error err;
-    struct policy *p = policy_compile(doc, strlen(doc), &err);
-    if (!p)
-        fail_msg("compile: %s %s %s", err.rule_id, err.field, err.message);
-    return p;
-}
-
 /* An inbound list of n copies of rule, a printf format taking the index
  * (for the id) and then the index modulo nvar into variants (entity lists,
  * or "" when there are none). */
