@@ -372,7 +372,7 @@ static int cmd_serve(int argc, char **argv)
     struct pipeline *pl = NULL;
     struct webhook_dispatcher *wd = NULL;
     struct http_server *http = NULL;
-    struct app app = {.cfg = &cfg};
+    struct app app = {.cfg = &cfg, .slow_mu = PTHREAD_MUTEX_INITIALIZER};
     void *wake_ud[2] = {NULL, NULL};
     struct secretbox *box = NULL;
 

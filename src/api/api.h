@@ -4,6 +4,7 @@
 #define COLLIE_API_API_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,6 +16,12 @@
 struct idem_table;
 struct scratch_pool;
 
+/* One project may have this many requests waiting for the compiler thread
+ * (or compiling), so that one key holder cannot take every place in its
+ * queue; API_SLOW_PROJECTS is room for every project that can. */
+#define API_SLOW_PER_PROJECT 4
+#define API_SLOW_PROJECTS 64
+
 /* Everything a handler may use; owned by main, outlives the HTTP server. */
 struct app {
     const struct config *cfg;
@@ -23,6 +30,13 @@ struct app {
     struct idem_table *idem;
     struct scratch_pool *scratch;
     struct taskq *slow; /* compiles policies off the HTTP threads (util/taskq.h) */
+    /* The requests each project has queued or running on slow (at most
+     * API_SLOW_PER_PROJECT); guarded by slow_mu. */
+    pthread_mutex_t slow_mu;
+    struct api_slow_share {
+        int64_t project;
+        int n;
+    } slow_share[API_SLOW_PROJECTS];
 };
 
 extern const struct http_route api_routes[];
@@ -37,12 +51,13 @@ bool api_auth_or_reply(struct http_request *rq, int64_t *project);
  * Returns a new reference, or NULL when a 4xx was already sent. */
 json_t *api_json_body_or_reply(struct http_request *rq);
 
-/* Hands rq to the compiler thread (app->slow): suspends it and queues
- * fn(ud), which must reply (also when called cancelled). true = queued: fn
- * owns ud now. false = not queued (shutting down, or the queue is full):
- * a 503 was sent and ud is still the caller's. */
-bool api_queue_slow_or_reply(struct http_request *rq, void (*fn)(void *ud, bool cancelled),
-                             void *ud);
+/* Hands rq, of project, to the compiler thread (app->slow): suspends it and
+ * queues fn(ud), which must reply (also when called cancelled). true =
+ * queued: fn owns ud now. false = not queued (shutting down, the queue is
+ * full, or the project has API_SLOW_PER_PROJECT there already): a 503 was
+ * sent and ud is still the caller's. */
+bool api_queue_slow_or_reply(struct http_request *rq, int64_t project,
+                             void (*fn)(void *ud, bool cancelled), void *ud);
 
 /* Both of the above, for handlers that need nothing in between. */
 json_t *api_auth_json_or_reply(struct http_request *rq, int64_t *project);

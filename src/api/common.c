@@ -173,18 +173,74 @@ void api_reply_store_error(struct http_request *rq, int rc)
     http_reply_error(rq, 500, "internal_error", NULL, "internal error");
 }
 
-bool api_queue_slow_or_reply(struct http_request *rq, void (*fn)(void *ud, bool cancelled),
-                             void *ud)
+/* Adds delta to project's count in app->slow_share; false (nothing
+ * changed) when an increment would pass API_SLOW_PER_PROJECT or find no
+ * room in the table. */
+static bool slow_share_add(struct app *app, int64_t project, int delta)
+{
+    bool ok = false;
+    pthread_mutex_lock(&app->slow_mu);
+    struct api_slow_share *free_slot = NULL, *mine = NULL;
+    for (int i = 0; i < API_SLOW_PROJECTS; i++) {
+        struct api_slow_share *e = &app->slow_share[i];
+        if (e->n > 0 && e->project == project)
+            mine = e;
+        else if (e->n == 0 && !free_slot)
+            free_slot = e;
+    }
+    if (delta < 0 && mine) {
+        mine->n += delta;
+        ok = true;
+    } else if (delta > 0 && (mine ? mine->n + delta <= API_SLOW_PER_PROJECT : free_slot != NULL)) {
+        if (!mine) {
+            mine = free_slot;
+            *mine = (struct api_slow_share){.project = project};
+        }
+        mine->n += delta;
+        ok = true;
+    }
+    pthread_mutex_unlock(&app->slow_mu);
+    return ok;
+}
+
+/* A request queued by api_queue_slow_or_reply: its task, and the share it
+ * gives back when the task has run. */
+struct slow_task {
+    struct app *app;
+    int64_t project;
+    void (*fn)(void *ud, bool cancelled);
+    void *ud;
+};
+
+static void slow_task_run(void *ud, bool cancelled)
+{
+    struct slow_task t = *(struct slow_task *)ud;
+    free(ud);
+    t.fn(t.ud, cancelled);
+    slow_share_add(t.app, t.project, -1);
+}
+
+bool api_queue_slow_or_reply(struct http_request *rq, int64_t project,
+                             void (*fn)(void *ud, bool cancelled), void *ud)
 {
     if (!http_request_suspend(rq)) {
         http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
         return false;
     }
     struct app *app = http_request_app(rq);
-    if (taskq_submit(app->slow, fn, ud))
-        return true;
+    const char *why = "too many policies are waiting to be compiled; retry shortly";
+    struct slow_task *t = malloc(sizeof(*t));
+    if (t && slow_share_add(app, project, 1)) {
+        *t = (struct slow_task){app, project, fn, ud};
+        if (taskq_submit(app->slow, slow_task_run, t))
+            return true;
+        slow_share_add(app, project, -1);
+    } else if (t) {
+        why = "this project already has the most policies waiting to be compiled that one "
+              "project may have; retry shortly";
+    }
+    free(t);
     http_reply_add_header(rq, "Retry-After", "1");
-    http_reply_error(rq, 503, "unavailable", NULL,
-                     "too many policies are waiting to be compiled; retry shortly");
+    http_reply_error(rq, 503, "unavailable", NULL, "%s", why);
     return false;
 }

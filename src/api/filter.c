@@ -155,7 +155,7 @@ void api_filter(struct http_request *rq)
     }
     /* The project's policy is not compiled yet: that can take seconds,
      * which this thread's other connections must not wait for. */
-    if (api_queue_slow_or_reply(rq, filter_run, f))
+    if (api_queue_slow_or_reply(rq, project, filter_run, f))
         return; /* f belongs to filter_run */
 out:
     filter_req_free(f);

@@ -112,6 +112,6 @@ void api_policy_put(struct http_request *rq)
         return;
     }
     *t = (struct policy_put){.rq = rq, .app = app, .project = project};
-    if (!api_queue_slow_or_reply(rq, policy_put_run, t))
+    if (!api_queue_slow_or_reply(rq, project, policy_put_run, t))
         free(t);
 }

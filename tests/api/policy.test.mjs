@@ -379,6 +379,32 @@ describe('compiling runs off the HTTP threads', () => {
   });
 });
 
+describe('one project cannot take every place in the compiler\'s queue', () => {
+  // The compiler thread takes 16 waiting requests. One key holder could
+  // fill them all with slow PUTs, and every other project's PUT got 503.
+  test('a project gets 4 places at most; another project\'s PUT still goes through', { timeout: 180000 }, async () => {
+    createProject(env.db, 'flood');
+    createProject(env.db, 'bystander');
+    const cf = new Client(env.server.url, createKey(env.db, 'flood'));
+    const cb = new Client(env.server.url, createKey(env.db, 'bystander'));
+    const doc = (tag) => ({ inbound: [{ id: `many-${tag}`, type: 'keywords', action: 'flag', keywords: Array.from({ length: 1000 }, (_, i) => `wörd${tag}${i}`) }], outbound: [] });
+    const flood = Array.from({ length: 7 }, (_, i) => cf.put('/v1/policy', doc(`f${i}`), { timeoutMs: 170000 }));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the flood is queued
+    const other = await cb.put('/v1/policy', doc('b'), { timeoutMs: 170000 });
+    assert.equal(other.status, 200, other.text.slice(0, 200));
+    const results = await Promise.all(flood);
+    const refused = results.filter((r) => r.status === 503);
+    const done = results.filter((r) => r.status === 200);
+    assert.equal(refused.length + done.length, 7, results.map((r) => r.status).join(','));
+    assert.ok(done.length >= 4 && done.length <= 5, `accepted: ${done.length} of 7`);
+    for (const r of refused) {
+      assert.equal(r.json?.error?.code, 'unavailable', r.text);
+      assert.match(r.json.error.message, /this project/);
+      assert.equal(r.headers['retry-after'], '1');
+    }
+  });
+});
+
 describe('compiling runs off the filtering workers', () => {
   // A policy set from the command line is compiled when the first job that
   // needs it is claimed. A filtering worker that compiled it held up every
