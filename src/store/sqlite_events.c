@@ -408,15 +408,15 @@ static int redeliver_fn(struct conn *c, struct wtask *t)
         return STORE_STATE;
     if (rc != SQLITE_DONE)
         return sqlite_fail(c, "redeliver", rc);
-    /* Finished events go back to pending and waiting ones are due now. */
+    /* Finished events go back to pending and waiting ones are due now
+     * (none is held: that was refused above). */
     s = conn_stmt(c, "UPDATE events SET status = CASE WHEN status IN (2, 4) THEN 0"
                      " ELSE status END, next_attempt_at = ?2, lease_until = 0"
-                     " WHERE job_id = ?1 AND status IN (0, 2, 3, 4) AND next_attempt_at <> ?3");
+                     " WHERE job_id = ?1 AND status IN (0, 2, 3, 4)");
     if (!s)
         return STORE_IO;
     bind_text(s, 1, a->job_id);
     sqlite3_bind_int64(s, 2, a->now);
-    sqlite3_bind_int64(s, 3, EVENT_HELD);
     if ((rc = sqlite3_step(s)) != SQLITE_DONE)
         return sqlite_fail(c, "redeliver", rc);
     a->count = (size_t)sqlite3_changes(c->db);
