@@ -224,7 +224,7 @@ bool api_queue_slow_or_reply(struct http_request *rq, int64_t project,
                              void (*fn)(void *ud, bool cancelled), void *ud)
 {
     if (!http_request_suspend(rq)) {
-        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
+        http_reply_shutting_down(rq);
         return false;
     }
     struct app *app = http_request_app(rq);

@@ -97,7 +97,7 @@ static void filter_run(void *ud, bool cancelled)
     int64_t version;
     int rc;
     if (cancelled)
-        http_reply_error(f->rq, 503, "unavailable", NULL, "the server is shutting down");
+        http_reply_shutting_down(f->rq);
     else if ((rc = policy_cache_get(f->app->policies, f->project, &p, &version)) != STORE_OK)
         api_reply_store_error(f->rq, rc);
     else

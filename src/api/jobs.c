@@ -370,7 +370,7 @@ void api_jobs_create(struct http_request *rq)
     if (!http_request_suspend(rq)) {
         if (c->job.idempotency_key)
             idem_end(app->idem, project, c->job.idempotency_key);
-        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
+        http_reply_shutting_down(rq);
         goto fail;
     }
     int rc = store_job_create_async(app->st, &c->job, create_done, c);

@@ -64,7 +64,7 @@ static void policy_put_run(void *ud, bool cancelled)
     int64_t project = t->project;
     free(t);
     if (cancelled) {
-        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
+        http_reply_shutting_down(rq);
         return;
     }
     size_t len;

@@ -268,6 +268,13 @@ static bool route_match(const char *pattern, const char *path, char params[][MAX
     return *p == '\0' && *s == '\0';
 }
 
+void http_reply_shutting_down(struct http_request *rq)
+{
+    http_reply_add_header(rq, "Retry-After", "1");
+    http_reply_add_header(rq, MHD_HTTP_HEADER_CONNECTION, "close");
+    http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
+}
+
 static void reply_too_large(struct http_request *rq)
 {
     http_reply_error(rq, 413, "payload_too_large", NULL, "request body exceeds %zu bytes",
@@ -287,9 +294,7 @@ static void dispatch(struct http_request *rq)
         return;
     }
     if (atomic_load(&srv->draining)) {
-        http_reply_add_header(rq, "Retry-After", "1");
-        http_reply_add_header(rq, MHD_HTTP_HEADER_CONNECTION, "close");
-        http_reply_error(rq, 503, "unavailable", NULL, "the server is shutting down");
+        http_reply_shutting_down(rq);
         return;
     }
     char allow[128] = "";

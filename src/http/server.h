@@ -91,6 +91,11 @@ void http_reply_error(struct http_request *rq, unsigned status, const char *code
                       const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* 503 unavailable, "the server is shutting down", with Retry-After: 1 and
+ * the connection closed: every answer a request gets because the server
+ * is stopping. */
+void http_reply_shutting_down(struct http_request *rq);
+
 /* Replies with JSON text already serialised (ownership of the malloc'ed
  * text passes to the reply; NULL answers 500). Thread-safe after
  * http_request_suspend; cheap enough for the store's writer thread. */
