@@ -232,7 +232,7 @@ bool api_queue_slow_or_reply(struct http_request *rq, int64_t project,
     struct slow_task *t = malloc(sizeof(*t));
     if (t && slow_share_add(app, project, 1)) {
         *t = (struct slow_task){app, project, fn, ud};
-        if (taskq_submit(app->slow, slow_task_run, t))
+        if (taskq_submit(app->slow, project, slow_task_run, t))
             return true;
         slow_share_add(app, project, -1);
     } else if (t) {

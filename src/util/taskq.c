@@ -11,6 +11,9 @@ struct task {
     struct task *next;
     taskq_fn fn;
     void *ud;
+    int64_t owner;
+    uint64_t round; /* the turn it runs in; unused for tasks that go first */
+    bool first;
 };
 
 struct taskq {
@@ -20,9 +23,51 @@ struct taskq {
     struct task *head, *tail;
     struct task *first_tail; /* the last task queued by taskq_submit_first */
     size_t pending, max_pending;
+    uint64_t round;      /* of the last task started by taskq_submit */
+    int64_t owner;       /* of that task, while it runs */
+    bool owner_running;
     bool stopping;
     char name[16];
 };
+
+/* Unlinks and returns the task to run next: the head if it went first,
+ * else the earliest of the lowest round. q->mu held, q->head not NULL. */
+static struct task *take_next(struct taskq *q)
+{
+    struct task **link = &q->head;
+    if (!q->head->first) {
+        for (struct task **l = &q->head; *l; l = &(*l)->next)
+            if ((*l)->round < (*link)->round)
+                link = l;
+    }
+    struct task *t = *link, *prev = NULL;
+    if (t == q->tail || t == q->first_tail) /* both need the task before t */
+        for (prev = q->head; prev && prev->next != t; prev = prev->next)
+            ;
+    *link = t->next;
+    if (q->tail == t)
+        q->tail = prev;
+    if (q->first_tail == t)
+        q->first_tail = prev;
+    q->pending--;
+    if (!t->first) {
+        q->round = t->round;
+        q->owner = t->owner;
+        q->owner_running = true;
+    }
+    return t;
+}
+
+/* The round a new task of owner goes to (q->mu held): the round under way,
+ * or the one after the owner's last task, waiting or running. */
+static uint64_t round_for(const struct taskq *q, int64_t owner)
+{
+    uint64_t r = q->round + (q->owner_running && q->owner == owner);
+    for (const struct task *t = q->head; t; t = t->next)
+        if (!t->first && t->owner == owner && t->round + 1 > r)
+            r = t->round + 1;
+    return r;
+}
 
 static void *taskq_main(void *arg)
 {
@@ -34,17 +79,12 @@ static void *taskq_main(void *arg)
             pthread_cond_wait(&q->cv, &q->mu);
         if (q->stopping)
             break; /* what is left is cancelled by taskq_stop */
-        struct task *t = q->head;
-        q->head = t->next;
-        if (!q->head)
-            q->tail = NULL;
-        if (q->first_tail == t)
-            q->first_tail = NULL;
-        q->pending--;
+        struct task *t = take_next(q);
         pthread_mutex_unlock(&q->mu);
         t->fn(t->ud, false);
         free(t);
         pthread_mutex_lock(&q->mu);
+        q->owner_running = false;
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -69,15 +109,17 @@ struct taskq *taskq_start(const char *name, size_t max_pending)
     return q;
 }
 
-static bool submit(struct taskq *q, taskq_fn fn, void *ud, bool first)
+static bool submit(struct taskq *q, int64_t owner, taskq_fn fn, void *ud, bool first)
 {
     struct task *t = malloc(sizeof(*t));
     if (!t)
         return false;
-    *t = (struct task){.fn = fn, .ud = ud};
+    *t = (struct task){.fn = fn, .ud = ud, .owner = owner, .first = first};
     pthread_mutex_lock(&q->mu);
     bool ok = !q->stopping && q->pending < q->max_pending;
     if (ok) {
+        if (!first)
+            t->round = round_for(q, owner);
         /* after the last task that came first, else at the end */
         struct task **link = !first ? (q->tail ? &q->tail->next : &q->head)
                              : q->first_tail ? &q->first_tail->next
@@ -97,14 +139,14 @@ static bool submit(struct taskq *q, taskq_fn fn, void *ud, bool first)
     return ok;
 }
 
-bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud)
+bool taskq_submit(struct taskq *q, int64_t owner, taskq_fn fn, void *ud)
 {
-    return submit(q, fn, ud, false);
+    return submit(q, owner, fn, ud, false);
 }
 
 bool taskq_submit_first(struct taskq *q, taskq_fn fn, void *ud)
 {
-    return submit(q, fn, ud, true);
+    return submit(q, 0, fn, ud, true);
 }
 
 void taskq_stop(struct taskq *q)

@@ -5,12 +5,17 @@
  * every connection of that thread, and two such requests stalled the API
  * (a 20-rule policy took 16 s to compile, and a legal 100,000-keyword one
  * takes ~24 s). The queue is bounded, so a flood of such requests is
- * refused (taskq_submit returns false) instead of piling up. */
+ * refused (taskq_submit returns false) instead of piling up.
+ *
+ * Tasks name an owner (a project), and owners take turns: a task waits
+ * behind at most one task of each other owner that has some waiting, not
+ * behind everything one owner queued before it. */
 #ifndef COLLIE_UTIL_TASKQ_H
 #define COLLIE_UTIL_TASKQ_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct taskq;
 
@@ -23,13 +28,19 @@ typedef void (*taskq_fn)(void *ud, bool cancelled);
  * util/thread.h) with room for max_pending tasks waiting. NULL on failure. */
 struct taskq *taskq_start(const char *name, size_t max_pending);
 
-/* Queues fn(ud) to run on the queue's thread. false when max_pending tasks
- * are already waiting or the queue is stopping: fn is not called then. */
-bool taskq_submit(struct taskq *q, taskq_fn fn, void *ud);
+/* Queues fn(ud) to run on the queue's thread for owner. Owners take
+ * turns, in rounds: a round runs at most one task of each owner, the
+ * tasks of a round in the order they came; an owner's next task goes to
+ * the round after its last one, and the task of an owner with nothing
+ * waiting or running goes to the round under way. false when max_pending
+ * tasks are already waiting or the queue is stopping: fn is not called
+ * then. */
+bool taskq_submit(struct taskq *q, int64_t owner, taskq_fn fn, void *ud);
 
 /* The same, but fn runs before every task queued by taskq_submit (after
- * those queued by taskq_submit_first before it): for work something else
- * is blocked on, such as jobs waiting for their policy. */
+ * those queued by taskq_submit_first before it), whatever their owners:
+ * for work something else is blocked on, such as jobs waiting for their
+ * policy. */
 bool taskq_submit_first(struct taskq *q, taskq_fn fn, void *ud);
 
 /* Calls every waiting task with cancelled = true and waits for the one

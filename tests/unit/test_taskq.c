@@ -1,6 +1,7 @@
 /* The slow-task thread: tasks run one at a time in order (those submitted
- * first ahead of the rest), the queue is bounded, stopping cancels what
- * never started, and a stopped queue refuses new tasks until it is freed. */
+ * first ahead of the rest, owners taking turns), the queue is bounded,
+ * stopping cancels what never started, and a stopped queue refuses new
+ * tasks until it is freed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,7 +65,7 @@ static struct taskq *start_held(size_t max_pending)
     reset();
     struct taskq *q = taskq_start("test-q", max_pending);
     assert_non_null(q);
-    assert_true(taskq_submit(q, task, &ids[1]));
+    assert_true(taskq_submit(q, 0, task, &ids[1]));
     wait_for_log(1);
     return q;
 }
@@ -73,10 +74,10 @@ static void test_runs_in_order_and_bounds_the_queue(void **state)
 {
     (void)state;
     struct taskq *q = start_held(3);
-    assert_true(taskq_submit(q, task, &ids[2]));
-    assert_true(taskq_submit(q, task, &ids[3]));
-    assert_true(taskq_submit(q, task, &ids[4]));
-    assert_false(taskq_submit(q, task, &ids[5])); /* three are waiting: refused */
+    assert_true(taskq_submit(q, 0, task, &ids[2]));
+    assert_true(taskq_submit(q, 0, task, &ids[3]));
+    assert_true(taskq_submit(q, 0, task, &ids[4]));
+    assert_false(taskq_submit(q, 0, task, &ids[5])); /* three are waiting: refused */
     release_first();
     wait_for_log(4); /* the three waiting have run */
     taskq_stop(q);
@@ -84,7 +85,7 @@ static void test_runs_in_order_and_bounds_the_queue(void **state)
     int want[] = {1, 2, 3, 4};
     assert_memory_equal(log_, want, sizeof(want));
     /* stopped, not freed: a late submit is refused, never run */
-    assert_false(taskq_submit(q, task, &ids[6]));
+    assert_false(taskq_submit(q, 0, task, &ids[6]));
     taskq_free(q);
     assert_int_equal(nlog, 4);
 }
@@ -95,19 +96,43 @@ static void test_first_goes_before_the_others(void **state)
 {
     (void)state;
     struct taskq *q = start_held(8);
-    assert_true(taskq_submit(q, task, &ids[2]));
+    assert_true(taskq_submit(q, 0, task, &ids[2]));
     assert_true(taskq_submit_first(q, task, &ids[3]));
-    assert_true(taskq_submit(q, task, &ids[4]));
+    assert_true(taskq_submit(q, 0, task, &ids[4]));
     assert_true(taskq_submit_first(q, task, &ids[5]));
     release_first();
     wait_for_log(5);
     /* the queue is empty: a first task alone, then one after it */
     assert_true(taskq_submit_first(q, task, &ids[6]));
-    assert_true(taskq_submit(q, task, &ids[7]));
+    assert_true(taskq_submit(q, 0, task, &ids[7]));
     wait_for_log(7);
     taskq_free(q);
     int want[] = {1, 3, 5, 2, 4, 6, 7};
     assert_int_equal(nlog, 7);
+    assert_memory_equal(log_, want, sizeof(want));
+}
+
+/* Owners take turns: one owner's queued tasks do not keep another's
+ * waiting behind all of them. Task 1 (owner 0) runs while the rest come. */
+static void test_owners_take_turns(void **state)
+{
+    (void)state;
+    struct taskq *q = start_held(16);
+    assert_true(taskq_submit(q, 0, task, &ids[2])); /* after its own running task */
+    assert_true(taskq_submit(q, 0, task, &ids[3]));
+    assert_true(taskq_submit(q, 0, task, &ids[4]));
+    assert_true(taskq_submit(q, 2, task, &ids[5])); /* joins the round under way */
+    assert_true(taskq_submit(q, 2, task, &ids[6]));
+    assert_true(taskq_submit(q, 3, task, &ids[7]));
+    assert_true(taskq_submit_first(q, task, &ids[8])); /* still ahead of all */
+    release_first();
+    wait_for_log(8);
+    /* owner 3 comes back after its turn: the round under way is 0's last */
+    assert_true(taskq_submit(q, 3, task, &ids[9]));
+    wait_for_log(9);
+    taskq_free(q);
+    int want[] = {1, 8, 5, 7, 2, 6, 3, 4, 9};
+    assert_int_equal(nlog, 9);
     assert_memory_equal(log_, want, sizeof(want));
 }
 
@@ -121,8 +146,8 @@ static void test_stop_cancels_waiting_tasks(void **state)
 {
     (void)state;
     struct taskq *q = start_held(8);
-    assert_true(taskq_submit(q, task, &ids[2]));
-    assert_true(taskq_submit(q, task, &ids[3]));
+    assert_true(taskq_submit(q, 0, task, &ids[2]));
+    assert_true(taskq_submit(q, 0, task, &ids[3]));
     /* stop while task 1 still runs: 2 and 3 are called cancelled, then
      * task 1 is let go and the thread is joined */
     pthread_t t;
@@ -133,7 +158,7 @@ static void test_stop_cancels_waiting_tasks(void **state)
     int want[] = {1, -2, -3};
     assert_int_equal(nlog, 3);
     assert_memory_equal(log_, want, sizeof(want));
-    assert_false(taskq_submit(q, task, &ids[4]));
+    assert_false(taskq_submit(q, 0, task, &ids[4]));
     taskq_free(q);
 }
 
@@ -143,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_runs_in_order_and_bounds_the_queue),
         cmocka_unit_test(test_stop_cancels_waiting_tasks),
         cmocka_unit_test(test_first_goes_before_the_others),
+        cmocka_unit_test(test_owners_take_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
