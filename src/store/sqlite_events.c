@@ -246,6 +246,37 @@ int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t ma
     return STORE_OK;
 }
 
+struct unclaim_args {
+    int64_t seq, due_at;
+};
+
+/* Only a pending row: a held event's row stays pending while it is out. */
+static int event_unclaim_fn(struct conn *c, struct wtask *t)
+{
+    const struct unclaim_args *a = t->arg;
+    sqlite3_stmt *u = conn_stmt(c, "UPDATE events SET next_attempt_at = ?2"
+                                   " WHERE seq = ?1 AND status = 0");
+    if (!u)
+        return STORE_IO;
+    sqlite3_bind_int64(u, 1, a->seq);
+    sqlite3_bind_int64(u, 2, a->due_at);
+    int r = sqlite3_step(u);
+    sqlite3_reset(u);
+    return r == SQLITE_DONE ? STORE_OK : sqlite_fail(c, "unclaim event", r);
+}
+
+int store_event_unclaim(struct store *st, int64_t seq, int64_t due_at)
+{
+    struct unclaim_args a = {seq, due_at};
+    int rc = store_write_background(st, event_unclaim_fn, &a);
+    if (rc == STORE_OK) {
+        pthread_mutex_lock(&st->out_mu);
+        i64set_remove(st->out, seq);
+        pthread_mutex_unlock(&st->out_mu);
+    }
+    return rc;
+}
+
 struct record_args {
     const struct store_attempt *a;
     size_t n;

@@ -258,6 +258,13 @@ int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t ma
                       size_t *n);
 void store_deliveries_free(struct store_delivery *d, size_t n);
 
+/* Gives back an event that store_event_claim handed over in memory (leased
+ * false) and that the caller could not start, for a reason of its own
+ * (memory, curl): it is due in the database from due_at on, as a leased
+ * event is when its lease ends, and no longer shows as delivering. No
+ * attempt is counted. */
+int store_event_unclaim(struct store *st, int64_t seq, int64_t due_at);
+
 /* The outcome of one attempt. */
 struct store_attempt {
     int64_t seq;

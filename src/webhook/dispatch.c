@@ -517,7 +517,8 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
 
 /* Builds and starts one attempt. Returns 0, or -1 when it could not be
  * started for a local reason (memory, curl); the event is then left to its
- * lease, which makes it due again, so a local fault costs no attempt. */
+ * lease, which makes it due again, so a local fault costs no attempt (the
+ * caller gives one handed over in memory such a lease). */
 static int xfer_start(struct webhook_dispatcher *d, struct receiver *rcv,
                       const struct store_delivery *dl)
 {
@@ -758,7 +759,13 @@ static bool claim_and_start(struct webhook_dispatcher *d, size_t slots)
      * excess stays leased and comes back when the lease ends. */
     for (size_t i = 0; i < n && i < slots; i++) {
         struct receiver *r = receiver_of(d, dl[i].url);
-        xfer_start(d, r, &dl[i]);
+        if (xfer_start(d, r, &dl[i]) != 0 && !dl[i].leased) {
+            /* Held events have no lease that would bring them back. */
+            int urc = store_event_unclaim(d->st, dl[i].seq, clock_now_ms() + d->lease_ms);
+            if (urc != STORE_OK)
+                log_error(MOD, "%s: could not give the event back (%s); it is sent after a restart",
+                          dl[i].event_id, store_strerror(urc));
+        }
         receiver_drop_if_idle(d, r);
     }
     claim_room_end(d);

@@ -628,8 +628,10 @@ static int claim_unless_a(struct fixture *f, size_t max, size_t look_past, int *
     return store_event_claim(f->s.st, clock_now_ms(), 30000, max, &room, d, n);
 }
 
-/* Creates a job whose event is handed over in memory for url. */
-static void held_event_for(struct fixture *f, const char *url, char event_id[IDS_MAX_LEN])
+/* Creates a job whose event is handed over in memory for url; its id goes
+ * to job_id when that is not NULL. */
+static void held_event_for(struct fixture *f, const char *url, char event_id[IDS_MAX_LEN],
+                           char job_id[IDS_MAX_LEN])
 {
     struct job c;
     create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, event_id);
@@ -637,7 +639,49 @@ static void held_event_for(struct fixture *f, const char *url, char event_id[IDS
     c.webhook_url = (char *)url;
     complete_with_body(f->s.st, &c, JOB_COMPLETED, event_id, "{}");
     c.webhook_url = own;
+    if (job_id)
+        memcpy(job_id, c.id, IDS_MAX_LEN);
     job_clear(&c);
+}
+
+/* An event handed over in memory that the dispatcher could not start is
+ * given back: it stops showing as delivering, is due from the database
+ * when its lease would have ended (not before), leased then, with no
+ * attempt counted. Without it the event waited for a restart. */
+static void test_unclaimed_held_event_is_due_again(void **state)
+{
+    struct fixture *f = *state;
+    char ev[IDS_MAX_LEN], job_id[IDS_MAX_LEN];
+    held_event_for(f, "https://a.example/hook", ev, job_id);
+    struct store_delivery *d;
+    size_t n;
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_false(d[0].leased);
+    int64_t seq = d[0].seq;
+    store_deliveries_free(d, n);
+    struct store_delivery_state ds;
+    assert_int_equal(store_delivery_state(f->s.st, job_id, &ds), STORE_OK);
+    assert_int_equal(ds.status, DELIVERY_DELIVERING);
+    free(ds.url);
+
+    int64_t due = clock_now_ms() + 60000;
+    assert_int_equal(store_event_unclaim(f->s.st, seq, due), STORE_OK);
+    assert_int_equal(store_delivery_state(f->s.st, job_id, &ds), STORE_OK);
+    assert_int_equal(ds.status, DELIVERY_PENDING);
+    assert_int_equal(ds.next_attempt_at, due);
+    assert_int_equal(ds.attempts, 0);
+    free(ds.url);
+    assert_nothing_due(f); /* not before its time */
+
+    assert_int_equal(store_event_claim(f->s.st, due, 30000, 10, NULL, &d, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].event_id, ev);
+    assert_true(d[0].leased);
+    assert_int_equal(d[0].attempts, 0);
+    assert_non_null(strstr(d[0].payload, job_id)); /* rebuilt from the job */
+    store_deliveries_free(d, n);
 }
 
 /* Claims (room for 10) exactly the events a and b, in that order, and
@@ -665,7 +709,7 @@ static void test_held_events_wait_for_room(void **state)
     const char *urls[4] = {a, b, a, b};
     char ev[5][IDS_MAX_LEN];
     for (int i = 0; i < 4; i++)
-        held_event_for(f, urls[i], ev[i]);
+        held_event_for(f, urls[i], ev[i], NULL);
     struct store_delivery *d;
     size_t n;
     int asked;
@@ -676,7 +720,7 @@ static void test_held_events_wait_for_room(void **state)
     assert_string_equal(d[0].url, b);
     assert_false(d[0].leased);
     store_deliveries_free(d, n);
-    held_event_for(f, b, ev[4]);
+    held_event_for(f, b, ev[4], NULL);
     assert_int_equal(claim_unless_a(f, 10, 64, &asked, &d, &n), STORE_OK);
     assert_int_equal(asked, 4);
     assert_int_equal(n, 2);
@@ -1077,6 +1121,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_expires_and_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_events_wait_for_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unclaimed_held_event_is_due_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stored_events_wait_for_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_large_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_requeues_and_locks, setup, teardown),
