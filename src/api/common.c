@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 
@@ -37,33 +38,47 @@ static int key_lookup_cached(struct store *st, const uint8_t hash[32], int64_t *
     return rc;
 }
 
+/* A 401 says which scheme would do (RFC 9110: it must). */
+static void reply_unauthorized(struct http_request *rq, const char *why)
+{
+    http_reply_add_header(rq, "WWW-Authenticate", "Bearer");
+    http_reply_error(rq, 401, "unauthorized", NULL, "%s", why);
+}
+
 bool api_auth_or_reply(struct http_request *rq, int64_t *project)
 {
     struct app *app = http_request_app(rq);
     const char *h = http_request_header(rq, "Authorization");
     if (!h) {
-        http_reply_error(rq, 401, "unauthorized", NULL,
-                         "missing Authorization header (expected 'Bearer clai_…')");
+        reply_unauthorized(rq, "missing Authorization header (expected 'Bearer clai_…')");
         return false;
     }
     if (strncasecmp(h, "Bearer ", 7) != 0) {
-        http_reply_error(rq, 401, "unauthorized", NULL,
-                         "Authorization must use the Bearer scheme with an API key");
+        reply_unauthorized(rq, "Authorization must use the Bearer scheme with an API key");
         return false;
     }
     const char *key = h + 7;
-    while (*key == ' ')
+    while (*key == ' ' || *key == '\t')
         key++;
+    /* Whitespace around a header's value is not part of it (RFC 9110). */
+    size_t len = strlen(key);
+    while (len > 0 && (key[len - 1] == ' ' || key[len - 1] == '\t'))
+        len--;
+    char trimmed[API_KEY_LEN + 1] = "";
+    if (len <= API_KEY_LEN) {
+        memcpy(trimmed, key, len);
+        trimmed[len] = '\0';
+    }
     uint8_t hash[32];
-    if (!api_key_hash(key, hash)) {
-        http_reply_error(rq, 401, "unauthorized", NULL, "malformed API key");
+    if (!api_key_hash(trimmed, hash)) {
+        reply_unauthorized(rq, "malformed API key");
         return false;
     }
     /* Looking up by SHA-256 of the key means the comparison time depends on
      * the hash, not on the secret: nothing about the key leaks by timing. */
     int rc = key_lookup_cached(app->st, hash, project);
     if (rc == STORE_NOTFOUND) {
-        http_reply_error(rq, 401, "unauthorized", NULL, "unknown or revoked API key");
+        reply_unauthorized(rq, "unknown or revoked API key");
         return false;
     }
     if (rc != STORE_OK) {
@@ -97,6 +112,78 @@ static bool is_json_content_type(const char *ct)
     return strncasecmp(cs, "utf-8", 5) == 0 || strncasecmp(cs, "utf8", 4) == 0;
 }
 
+/* Whether v holds, at any depth (the parser bounds it), a number outside
+ * the 64-bit integers. */
+static bool holds_out_of_range(json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *e;
+    if (json_is_real(v))
+        return !(fabs(json_real_value(v)) < 0x1p63);
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, e)
+        {
+            if (holds_out_of_range(e))
+                return true;
+        }
+    }
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, e)
+        {
+            if (holds_out_of_range(e))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The first member of obj holding such a number; NULL if none does. */
+static const char *member_out_of_range(json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (holds_out_of_range(v))
+            return key;
+    }
+    return NULL;
+}
+
+/* Answers a body jansson could not read. Valid JSON it refuses (an integer
+ * beyond 64 bits, a NUL in a key) is a 422 like other values out of range,
+ * naming the member where it can: parsed again with integers as reals,
+ * the member holding one too large for an integer. */
+static void reply_unparsed(struct http_request *rq, const char *body, size_t len,
+                           const json_error_t *err)
+{
+    enum json_error_code code = json_error_code(err);
+    if (code == json_error_numeric_overflow) {
+        json_error_t again;
+        json_t *v = json_loadb(body, len,
+                               JSON_ALLOW_NUL | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &again);
+        const char *field = json_is_object(v) ? member_out_of_range(v) : NULL;
+        if (field)
+            http_reply_error(rq, 422, "validation_error", field,
+                             "%s holds a number out of range (line %d, column %d)", field,
+                             err->line, err->column);
+        else
+            http_reply_error(rq, 422, "validation_error", NULL,
+                             "a number is out of range (line %d, column %d)", err->line,
+                             err->column);
+        json_decref(v);
+    } else if (code == json_error_null_byte_in_key) {
+        http_reply_error(rq, 422, "validation_error", NULL,
+                         "member names must not contain NUL characters (line %d, column %d)",
+                         err->line, err->column);
+    } else {
+        http_reply_error(rq, 400, "invalid_json", NULL,
+                         "body is not valid JSON: %s (line %d, column %d)", err->text, err->line,
+                         err->column);
+    }
+}
+
 json_t *api_json_body_or_reply(struct http_request *rq)
 {
     const char *ct = http_request_header(rq, "Content-Type");
@@ -110,11 +197,13 @@ json_t *api_json_body_or_reply(struct http_request *rq)
     json_error_t err;
     /* NULs are allowed by the parser so that validation can name the field
      * holding one (a 422) instead of failing the whole body. Duplicate keys
-     * are refused: two readers could otherwise see two different requests. */
-    json_t *v = json_loadb(body, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
+     * are refused: two readers could otherwise see two different requests.
+     * Any value is taken, so that a bare 5 is "not an object", not "not
+     * JSON". */
+    json_t *v = json_loadb(body, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                           &err);
     if (!v) {
-        http_reply_error(rq, 400, "invalid_json", NULL, "body is not valid JSON: %s (line %d, column %d)",
-                         err.text, err.line, err.column);
+        reply_unparsed(rq, body, len, &err);
         return NULL;
     }
     if (!json_is_object(v)) {

@@ -249,9 +249,14 @@ static bool route_match(const char *pattern, const char *path, char params[][MAX
         if (p[0] == '{' && p[1] == '}') {
             const char *end = strchr(s, '/');
             size_t len = end ? (size_t)(end - s) : strlen(s);
-            if (len == 0 || len >= MAX_PARAM_LEN || np >= MAX_PARAMS)
+            if (len == 0 || np >= MAX_PARAMS)
                 return false;
+            /* A longer segment still matches (so that a wrong method is a
+             * 405 and a missing key a 401), captured as "": no id is that
+             * long, so the handler finds nothing by it. */
             if (params) {
+                if (len >= MAX_PARAM_LEN)
+                    len = 0;
                 memcpy(params[np], s, len);
                 params[np][len] = '\0';
             }
@@ -354,11 +359,51 @@ static bool body_append(struct http_request *rq, const char *data, size_t len)
     return true;
 }
 
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
+/* What on_request learns from a request's headers before its body. */
+struct header_scan {
+    size_t bytes;
+    /* How often each header that must appear at most once did, by the
+     * index of its name in once_headers. */
+    int seen[6];
+};
+
+/* Headers whose repetition would let two readers see two requests: the
+ * framing (RFC 9112 makes a repeated Content-Length an error, and a proxy
+ * that read the other one would find a second request in the body), the
+ * host, and the ones the API acts on, where we would silently pick one. */
+static const char *const once_headers[] = {
+    MHD_HTTP_HEADER_CONTENT_LENGTH, MHD_HTTP_HEADER_TRANSFER_ENCODING,
+    MHD_HTTP_HEADER_HOST,           MHD_HTTP_HEADER_AUTHORIZATION,
+    MHD_HTTP_HEADER_CONTENT_TYPE,   "Idempotency-Key",
+};
+enum { ONCE_CL, ONCE_TE, ONCE_HOST };
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    (void)kind;
+    struct header_scan *h = cls;
+    h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    for (size_t i = 0; i < sizeof(once_headers) / sizeof(once_headers[0]); i++)
+        if (strcasecmp(key, once_headers[i]) == 0)
+            h->seen[i]++;
     return MHD_YES;
+}
+
+/* Why a request's headers are refused (a 400), or NULL. */
+static const char *headers_problem(const struct header_scan *h, const char *version, char *buf,
+                                   size_t cap)
+{
+    for (size_t i = 0; i < sizeof(once_headers) / sizeof(once_headers[0]); i++)
+        if (h->seen[i] > 1) {
+            snprintf(buf, cap, "more than one %s header", once_headers[i]);
+            return buf;
+        }
+    if (h->seen[ONCE_CL] && h->seen[ONCE_TE])
+        return "a request cannot have both Content-Length and Transfer-Encoding";
+    if (!h->seen[ONCE_HOST] && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+        return "an HTTP/1.1 request needs a Host header";
+    return NULL;
 }
 
 /* Hands the reply made for rq (state RQ_REPLIED) to libmicrohttpd. */
@@ -375,26 +420,27 @@ static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct http_requ
 }
 
 /* Refuses a request on its headers, before any of the body is read: a
- * declared length over the cap, or a transfer coding other than chunked
- * (libmicrohttpd would read such a body until the client closed).
+ * declared length over the cap (why NULL), framing or headers that two
+ * readers could take for different requests, or a transfer coding other
+ * than chunked (libmicrohttpd would read such a body until the client
+ * closed); why says what is wrong.
  * libmicrohttpd then sends no "100 Continue" and closes the connection
  * afterwards. Every other request is answered only once its body is
  * complete (DESIGN.md: replying early closes the connection), and so is a
  * chunked body that crosses the cap: libmicrohttpd takes no reply while a
  * body is arriving, so the rest is read and discarded. */
 static enum MHD_Result refuse_on_headers(struct MHD_Connection *conn, struct http_request *rq,
-                                         const char *coding)
+                                         const char *why)
 {
     pthread_mutex_lock(&rq->mu);
     rq->state = RQ_HANDLING;
     pthread_mutex_unlock(&rq->mu);
-    if (coding)
-        http_reply_error(rq, 400, "invalid_request", NULL,
-                         "Transfer-Encoding '%.64s' is not supported: send the body with "
-                         "Content-Length, or chunked",
-                         coding);
-    else
+    if (why) {
+        http_reply_add_header(rq, MHD_HTTP_HEADER_CONNECTION, "close");
+        http_reply_error(rq, 400, "invalid_request", NULL, "%s", why);
+    } else {
         reply_too_large(rq);
+    }
     return queue_reply(conn, rq);
 }
 
@@ -421,16 +467,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body)
             rq->too_large = true;
-        size_t header_bytes = 0;
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
-        if (header_bytes > MAX_HEADER_BYTES) {
+        struct header_scan scan = {0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &scan);
+        if (scan.bytes > MAX_HEADER_BYTES) {
             rq->headers_too_large = true;
             return MHD_YES;
         }
+        char why[160];
+        const char *problem = headers_problem(&scan, version, why, sizeof(why));
+        if (problem)
+            return refuse_on_headers(conn, rq, problem);
         const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        if (te && strcasecmp(te, "chunked") != 0)
-            return refuse_on_headers(conn, rq, te);
+        if (te && strcasecmp(te, "chunked") != 0) {
+            snprintf(why, sizeof(why),
+                     "Transfer-Encoding '%.64s' is not supported: send the body with "
+                     "Content-Length, or chunked",
+                     te);
+            return refuse_on_headers(conn, rq, why);
+        }
         if (rq->too_large)
             return refuse_on_headers(conn, rq, NULL);
         return MHD_YES;

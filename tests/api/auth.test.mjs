@@ -36,8 +36,17 @@ describe('401 unauthorized', () => {
     test(`missing Authorization: ${method} ${route}`, async () => {
       const r = await request(env.server.url, method, route, { body });
       assertError(r, 401, 'unauthorized');
+      // RFC 9110: a 401 names the scheme that would do
+      assert.equal(r.headers['www-authenticate'], 'Bearer');
     });
   }
+
+  test('whitespace around the key is not part of it (RFC 9110)', async () => {
+    for (const value of [`Bearer ${env.keys.alpha} `, `Bearer  ${env.keys.alpha}\t`]) {
+      const r = await request(env.server.url, 'GET', '/v1/jobs', { headers: { authorization: value } });
+      assert.equal(r.status, 200, `${JSON.stringify(value)}: ${r.text}`);
+    }
+  });
 
   const malformed = (key) => [
     ['empty header', ''],

@@ -274,10 +274,10 @@ describe('POST /v1/jobs: body and content type', () => {
     assertError(r, 400);
   });
 
-  test('NUL in a metadata key or in webhook_url → 4xx', async () => {
+  test('NUL in a metadata key → 422 (valid JSON, a value refused); in webhook_url → 422 webhook_url', async () => {
     let r = await post(`{"message_input":"x","webhook_url":"${hook}","metadata":{"a\\u0000b":1}}`);
-    assert.ok(r.status === 400 || r.status === 422, `metadata key: ${r.status} ${r.text}`);
-    assertError(r, r.status);
+    const e = assertError(r, 422, V);
+    assert.match(e.message, /NUL/);
     r = await post({ message_input: 'x', webhook_url: `${hook}\u0000evil` });
     assertError(r, 422, V, { field: 'webhook_url' });
   });
@@ -305,11 +305,11 @@ describe('POST /v1/jobs: body and content type', () => {
     assertError(r, r.status);
   });
 
-  test('JSON scalars as body → 4xx', async () => {
+  test('JSON scalars as body → 400 "must be a JSON object", not "not JSON"', async () => {
     for (const b of ['null', '"string"', '42', 'true']) {
       const r = await post(b);
-      assert.ok(r.status === 400 || r.status === 422, `${b}: got ${r.status}: ${r.text}`);
-      assertError(r, r.status);
+      const e = assertError(r, 400, 'invalid_request');
+      assert.match(e.message, /must be a JSON object/, b);
     }
   });
 
@@ -326,18 +326,20 @@ describe('POST /v1/jobs: body and content type', () => {
     await assertAlive();
   });
 
-  test('huge numbers → 4xx, never 5xx', async () => {
+  test('numbers out of range are valid JSON: 422, naming the field where the number is an integer', async () => {
+    const base = `"message_input":"hi","webhook_url":"${hook}"`;
     const cases = [
-      `{"message_input":"hi","webhook_url":"${hook}","expires_in_seconds":1e400}`,
-      `{"message_input":"hi","webhook_url":"${hook}","expires_in_seconds":99999999999999999999999999999}`,
-      `{"message_input":"hi","webhook_url":"${hook}","expires_in_seconds":-99999999999999999999999999999}`,
-      `{"message_input":"hi","webhook_url":"${hook}","expires_in_seconds":9223372036854775807}`,
-      `{"message_input":"hi","webhook_url":"${hook}","metadata":{"n":1e400}}`,
+      [`{${base},"expires_in_seconds":99999999999999999999999999999}`, 'expires_in_seconds'],
+      [`{${base},"expires_in_seconds":-99999999999999999999999999999}`, 'expires_in_seconds'],
+      [`{${base},"expires_in_seconds":9223372036854775807}`, 'expires_in_seconds'], // fits: range check
+      [`{${base},"metadata":{"deep":[1,{"n":9223372036854775808}]}}`, 'metadata'],
+      [`{${base},"expires_in_seconds":1e400}`, undefined], // beyond a double: no field to name
+      [`{${base},"metadata":{"n":1e400}}`, undefined],
     ];
-    for (const b of cases) {
+    for (const [b, field] of cases) {
       const r = await post(b);
-      assert.ok(r.status === 400 || r.status === 422, `${b.slice(-60)}: got ${r.status}: ${r.text}`);
-      assertError(r, r.status);
+      const e = assertError(r, 422, V, { field });
+      if (field === undefined) assert.match(e.message, /out of range \(line 1, column \d+\)/, b);
     }
     await assertAlive();
   });
@@ -569,6 +571,81 @@ describe('routing', () => {
   });
 
   test('the server is still healthy after all hostile input', assertAlive);
+});
+
+describe('HTTP framing and repeated headers (RFC 9112)', () => {
+  const port = () => new URL(env.server.url).port;
+  const job = JSON.stringify({ message_input: 'hi', inbound_only: true, webhook_url: 'http://127.0.0.1:1/x' });
+  const head = (extra) => `POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port()}\r\nAuthorization: Bearer ${env.keys.a}\r\n${extra}\r\n`;
+
+  // Each refusal is one JSON 400 and the connection closed: nothing after
+  // the headers is read as a request.
+  function assertRefused(raw, what, message) {
+    const answers = raw.match(/^HTTP\/1\.1 /gm) || [];
+    assert.equal(answers.length, 1, `${what}: one answer, got ${answers.length}: ${raw}`);
+    assert.match(raw, /^HTTP\/1\.1 400 /, what);
+    assert.match(raw, /\r\nConnection: close\r\n/i, what);
+    const e = rawJson(raw).error;
+    assert.equal(e.code, 'invalid_request', what);
+    assert.match(e.message, message, what);
+  }
+
+  test('two Content-Length headers → 400, and the body is not read as a second request', async () => {
+    const smuggled = `GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const body = '{}' + smuggled;
+    const raw = await rawExchange(
+      head(`Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: ${body.length}\r\n`) + body,
+      'two Content-Length headers',
+    );
+    assertRefused(raw, 'two Content-Length', /more than one Content-Length header/);
+    assert.doesNotMatch(raw, /"status":"ok"/);
+  });
+
+  test('Content-Length with Transfer-Encoding → 400', async () => {
+    const chunked = `${job.length.toString(16)}\r\n${job}\r\n0\r\n\r\n`;
+    const raw = await rawExchange(
+      head(`Content-Type: application/json\r\nContent-Length: ${job.length}\r\nTransfer-Encoding: chunked\r\n`) + chunked,
+      'CL and TE',
+    );
+    assertRefused(raw, 'CL and TE', /both Content-Length and Transfer-Encoding/);
+  });
+
+  test('a repeated Authorization, Content-Type or Idempotency-Key header → 400 naming it', async () => {
+    const cases = [
+      [`Authorization: Bearer ${env.keys.a}\r\n`, /more than one Authorization header/],
+      ['Content-Type: application/json\r\nContent-Type: text/plain\r\n', /more than one Content-Type header/],
+      ['Idempotency-Key: one\r\nidempotency-key: two\r\n', /more than one Idempotency-Key header/],
+    ];
+    for (const [extra, message] of cases) {
+      const ct = /Content-Type/.test(extra) ? '' : 'Content-Type: application/json\r\n';
+      const raw = await rawExchange(head(`${ct}${extra}Content-Length: ${job.length}\r\n`) + job, String(message));
+      assertRefused(raw, String(message), message);
+    }
+  });
+
+  test('HTTP/1.1 without Host → 400; HTTP/1.0 needs none', async () => {
+    let raw = await rawExchange('GET /healthz HTTP/1.1\r\n\r\n', 'no Host');
+    assertRefused(raw, 'no Host', /needs a Host header/);
+    raw = await rawExchange('GET /healthz HTTP/1.0\r\n\r\n', 'HTTP/1.0');
+    assert.match(raw, /^HTTP\/1\.1 200 /, raw);
+  });
+});
+
+describe('routing: ids of any length', () => {
+  // A path segment too long to be an id still matches its route, so the
+  // method and the key are judged first, as for any other id.
+  const long = 'x'.repeat(300);
+  test('wrong method → 405 with Allow; no key → 401; with a key → 404 not_found', async () => {
+    let r = await request(env.server.url, 'DELETE', `/v1/jobs/${long}`, { headers: { authorization: `Bearer ${env.keys.a}` } });
+    assertError(r, 405, 'method_not_allowed');
+    assert.equal(r.headers.allow, 'GET, HEAD');
+    r = await request(env.server.url, 'GET', `/v1/jobs/${long}`);
+    assertError(r, 401, 'unauthorized');
+    r = await c.get(`/v1/jobs/${long}`);
+    assertError(r, 404, 'not_found');
+    r = await c.post(`/v1/jobs/${long}/response`, { response: 'x' });
+    assertError(r, 404, 'not_found');
+  });
 });
 
 test('SIGTERM → server exits 0', async () => {
