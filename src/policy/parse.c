@@ -182,8 +182,6 @@ static int parse_keywords(struct rule_ctx *c, json_t *obj, struct pol_rule *r, s
             return fail(c, f, "must not be empty");
         if (l > POL_MAX_KEYWORD_BYTES)
             return fail(c, f, "longer than %d bytes", POL_MAX_KEYWORD_BYTES);
-        if (strlen(json_string_value(s)) != l)
-            return fail(c, f, "must not contain NUL");
         r->keywords[i] = strdup(json_string_value(s));
         if (!r->keywords[i])
             return fail(c, f, "out of memory");
@@ -211,8 +209,6 @@ static int parse_regex(struct rule_ctx *c, json_t *obj, struct pol_rule *r)
         return fail(c, "pattern", "must not be empty");
     if (l > POL_MAX_PATTERN_BYTES)
         return fail(c, "pattern", "longer than %d bytes", POL_MAX_PATTERN_BYTES);
-    if (strlen(json_string_value(p)) != l)
-        return fail(c, "pattern", "must not contain NUL");
     r->pattern = strdup(json_string_value(p));
     if (!r->pattern)
         return fail(c, "pattern", "out of memory");
@@ -422,7 +418,7 @@ static int parse_direction(struct policy *p, enum policy_direction dir, const ch
         return -1;
     }
     json_object_set_new(p->normalised, name, out);
-    if (!list)
+    if (!list || json_is_null(list)) /* null is absent, as everywhere in the API */
         return 0;
     if (!json_is_array(list)) {
         pol_error_set(err, "", name, "must be an array of rules");
@@ -454,13 +450,63 @@ static int parse_direction(struct policy *p, enum policy_direction dir, const ch
     return 0;
 }
 
+static bool string_has_nul(json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v);
+}
+
+/* Finds a string holding a NUL in a rule (a member, or an element of a
+ * member that is a list), as the rule's error: the validation below
+ * compares strings as C strings, which a NUL would cut short. */
+static int rules_nul_check(json_t *doc, struct policy_error *err)
+{
+    static const char *const dirs[] = {"inbound", "outbound", "legacy"};
+    for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+        json_t *list = json_object_get(doc, dirs[d]);
+        size_t i;
+        json_t *rule;
+        json_array_foreach(list, i, rule)
+        {
+            struct rule_ctx c = {.dir = dirs[d], .index = i, .err = err};
+            json_t *id = json_object_get(rule, "id");
+            if (json_is_string(id) && !string_has_nul(id))
+                snprintf(c.id, sizeof(c.id), "%s", json_string_value(id));
+            else
+                snprintf(c.id, sizeof(c.id), "#%zu", i);
+            const char *key;
+            json_t *v;
+            json_object_foreach(rule, key, v)
+            {
+                char f[96];
+                if (string_has_nul(v))
+                    return fail(&c, key, "must not contain NUL characters");
+                size_t j;
+                json_t *e;
+                json_array_foreach(v, j, e)
+                {
+                    snprintf(f, sizeof(f), "%.64s[%zu]", key, j);
+                    if (string_has_nul(e))
+                        return fail(&c, f, "must not contain NUL characters");
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 int pol_parse(struct policy *p, const char *json, size_t len, struct policy_error *err)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* NULs are let through the parser so that the error names the rule. */
+    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!doc) {
-        pol_error_set(err, "", "", "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                      jerr.text);
+        if (json_error_code(&jerr) == json_error_null_byte_in_key)
+            pol_error_set(err, "", "",
+                          "member names must not contain NUL characters (line %d, column %d)",
+                          jerr.line, jerr.column);
+        else
+            pol_error_set(err, "", "", "invalid JSON at line %d column %d: %s", jerr.line,
+                          jerr.column, jerr.text);
         return -1;
     }
     int rc = -1;
@@ -468,6 +514,8 @@ int pol_parse(struct policy *p, const char *json, size_t len, struct policy_erro
         pol_error_set(err, "", "", "a policy must be a JSON object");
         goto done;
     }
+    if (rules_nul_check(doc, err))
+        goto done;
     const char *key;
     json_t *v;
     json_object_foreach(doc, key, v)

@@ -99,6 +99,29 @@ describe('PUT /v1/policy', () => {
     });
   }
 
+  test('a NUL in a rule string → 422 naming the rule and the field, not the parser', async () => {
+    const cases = [
+      [{ inbound: [{ id: 'kw', type: 'keywords', action: 'flag', keywords: ['a', 'b\u0000c'] }] }, 'kw', 'inbound[0].keywords[1]'],
+      [{ outbound: [{ id: 're', type: 'regex', action: 'flag', pattern: 'a\u0000' }] }, 're', 'outbound[0].pattern'],
+      [{ inbound: [{ id: 'd', type: 'secrets', action: 'flag', description: 'x\u0000y' }] }, 'd', 'inbound[0].description'],
+    ];
+    for (const [doc, rule, field] of cases) {
+      const r = await c.put('/v1/policy', doc);
+      const e = assertError(r, 422, 'validation_error', { field });
+      assert.match(e.message, new RegExp(`^rule ${rule}: must not contain NUL`), r.text);
+      assert.doesNotMatch(e.message, /JSON_ALLOW_NUL|invalid JSON/, r.text);
+    }
+  });
+
+  test('null for a list is an empty list, as a missing one is', async () => {
+    createProject(env.db, 'nulls');
+    const cn = new Client(env.server.url, createKey(env.db, 'nulls'));
+    const r = await cn.put('/v1/policy', { inbound: null, outbound: null });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.policy.inbound, []);
+    assert.deepEqual(r.json.policy.outbound, []);
+  });
+
   test('a regex error names the offset where it fails', async () => {
     const r = await c.put('/v1/policy', { inbound: [{ id: 'offset-rule', type: 'regex', action: 'block', pattern: 'ok[a-' }], outbound: [] });
     assertError(r, 422);

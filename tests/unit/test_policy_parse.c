@@ -112,6 +112,45 @@ static void test_document_errors(void **state)
     expect_error("{\"inbound\":{}}", "", "inbound", "must be an array");
     expect_error("{\"inbound\":[1]}", "#0", "inbound[0]", "must be an object");
     expect_error("{\"inbound\":[],\"inbound\":[]}", "", "", "invalid JSON");
+    expect_error("{\"inbound\":[{\"a\\u0000b\":1}]}", "", "", "member names must not contain NUL");
+}
+
+/* A NUL in any string of a rule is the rule's error, naming the field: the
+ * parser used to refuse it as "invalid JSON", naming a library flag, and
+ * C-string comparisons would otherwise stop at it ("flag\0x" is not
+ * "flag"). The rule is named by its id, or by its index when the id
+ * holds the NUL. */
+static void test_nul_in_rule_strings(void **state)
+{
+    const char *kw = "{\"inbound\":[{\"id\":\"kw\",\"type\":\"keywords\",\"action\":\"flag\"";
+    char doc[512];
+    snprintf(doc, sizeof(doc), "%s,\"keywords\":[\"a\",\"b\\u0000c\"]}]}", kw);
+    expect_error(doc, "kw", "inbound[0].keywords[1]", "must not contain NUL");
+    snprintf(doc, sizeof(doc), "%s,\"keywords\":[\"a\"],\"description\":\"x\\u0000\"}]}", kw);
+    expect_error(doc, "kw", "inbound[0].description", "must not contain NUL");
+    expect_error("{\"outbound\":[{\"id\":\"r\",\"type\":\"regex\",\"action\":\"flag\\u0000x\","
+                 "\"pattern\":\"a\"}]}",
+                 "r", "outbound[0].action", "must not contain NUL");
+    expect_error("{\"outbound\":[{\"id\":\"r\",\"type\":\"regex\",\"action\":\"flag\","
+                 "\"pattern\":\"a\\u0000\"}]}",
+                 "r", "outbound[0].pattern", "must not contain NUL");
+    expect_error("{\"legacy\":[{\"id\":\"r\\u0000\",\"type\":\"secrets\",\"action\":\"flag\"}]}",
+                 "#0", "legacy[0].id", "must not contain NUL");
+}
+
+/* null for a list is an empty list, as a missing one is. */
+static void test_null_list_is_empty(void **state)
+{
+    (void)state;
+    struct policy_error err;
+    const char *doc = "{\"inbound\":null,\"outbound\":null}";
+    struct policy *p = policy_compile(doc, strlen(doc), &err);
+    assert_non_null(p);
+    json_t *j = policy_to_json(p);
+    assert_int_equal(json_array_size(json_object_get(j, "inbound")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "outbound")), 0);
+    json_decref(j);
+    policy_release(p);
 }
 
 static void test_rule_errors(void **state)
@@ -274,6 +313,8 @@ int main(void)
         cmocka_unit_test(test_normalised_defaults),
         cmocka_unit_test(test_legacy),
         cmocka_unit_test(test_document_errors),
+        cmocka_unit_test(test_nul_in_rule_strings),
+        cmocka_unit_test(test_null_list_is_empty),
         cmocka_unit_test(test_rule_errors),
         cmocka_unit_test(test_keyword_errors),
         cmocka_unit_test(test_regex_errors),
