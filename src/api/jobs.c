@@ -9,6 +9,7 @@
 #include "util/ids.h"
 #include "util/jsonfmt.h"
 #include "util/metrics.h"
+#include "util/utf8.h"
 #include "webhook/address.h"
 #include "webhook/sign.h"
 
@@ -299,7 +300,7 @@ void api_jobs_create(struct http_request *rq)
     if (!api_auth_or_reply(rq, &project))
         return;
     const char *key = http_request_header(rq, "Idempotency-Key");
-    if (key && (strlen(key) == 0 || strlen(key) > IDEMPOTENCY_KEY_MAX)) {
+    if (key && (key[0] == '\0' || utf8_chars(key, strlen(key)) > IDEMPOTENCY_KEY_MAX)) {
         http_reply_error(rq, 400, "invalid_request", "Idempotency-Key",
                          "Idempotency-Key must be 1 to %d characters", IDEMPOTENCY_KEY_MAX);
         return;

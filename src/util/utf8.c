@@ -50,3 +50,13 @@ void utf8_scrub(char *s)
         }
     }
 }
+
+size_t utf8_chars(const char *s, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; chars++) {
+        size_t len = utf8_sequence_len(s + i, n - i);
+        i += len ? len : 1;
+    }
+    return chars;
+}

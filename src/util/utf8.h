@@ -9,6 +9,10 @@
  * one. n > 0. */
 size_t utf8_sequence_len(const char *s, size_t n);
 
+/* Characters in s[0, n): well-formed sequences count one each, and so
+ * does every byte that is not part of one. */
+size_t utf8_chars(const char *s, size_t n);
+
 /* Replaces, in place, every byte of the NUL-terminated s that is not part
  * of a well-formed sequence with '?', so that s is valid UTF-8 of the same
  * length. Messages that quote client input (a path, an id, a header, a

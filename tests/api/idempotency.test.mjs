@@ -95,6 +95,17 @@ test('a key of 255 characters is accepted; 256 → 4xx with a message', async ()
   assertError(r2, r2.status);
 });
 
+test('the limit counts characters: 255 "é" (510 bytes) accepted, 256 refused', async () => {
+  // The header carries the UTF-8 bytes; Node sends a latin1 string byte for byte.
+  const utf8 = (s) => Buffer.from(s, 'utf8').toString('latin1');
+  const body = { message_input: 'é key', inbound_only: true, webhook_url: hook };
+  const r1 = await c.post('/v1/jobs', body, { headers: { 'idempotency-key': utf8('é'.repeat(255)) } });
+  assert.equal(r1.status, 202, r1.text);
+  const r2 = await c.post('/v1/jobs', body, { headers: { 'idempotency-key': utf8('é'.repeat(256)) } });
+  const e = assertError(r2, 400, 'invalid_request', { field: 'Idempotency-Key' });
+  assert.match(e.message, /1 to 255 characters/);
+});
+
 test('concurrent duplicates: each answer is 202 with one job_id or 409 conflict; exactly one job', async () => {
   const cc = env.client('conc');
   const key = newKey();

@@ -91,6 +91,19 @@ static void test_scrubbed_text_is_valid_json(void **state)
             }
 }
 
+/* Characters, as limits in characters count them: a sequence is one, and
+ * so is each stray byte. */
+static void test_chars(void **state)
+{
+    (void)state;
+    assert_int_equal(utf8_chars("", 0), 0);
+    assert_int_equal(utf8_chars("abc", 3), 3);
+    assert_int_equal(utf8_chars("\xC3\xA9\xC3\xA9", 4), 2);        /* éé */
+    assert_int_equal(utf8_chars("a\xF0\x9F\x98\x80" "b", 6), 3);      /* a😀b */
+    assert_int_equal(utf8_chars("\xC3\xC3\xA9\xFF", 4), 3);        /* stray, é, stray */
+    assert_int_equal(utf8_chars("\xE2\x82", 2), 2);                /* cut short */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -99,6 +112,7 @@ int main(void)
         cmocka_unit_test(test_scrub_keeps_valid_text),
         cmocka_unit_test(test_scrub_replaces_each_bad_byte),
         cmocka_unit_test(test_scrubbed_text_is_valid_json),
+        cmocka_unit_test(test_chars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
