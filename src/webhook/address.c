@@ -292,6 +292,14 @@ bool webhook_host_literal(const char *host, struct sockaddr_storage *ss, size_t 
         *len = sizeof(*in6);
         return true;
     }
+    /* "127.0.0.1." is the same host with the root spelled out, as for names
+     * (is_localhost_name): judged as the address. */
+    char v4[64];
+    if (n > 1 && host[n - 1] == '.' && n - 1 < sizeof(v4)) {
+        memcpy(v4, host, n - 1);
+        v4[n - 1] = '\0';
+        host = v4;
+    }
     struct sockaddr_in *in = (struct sockaddr_in *)ss;
     if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
         in->sin_family = AF_INET;
