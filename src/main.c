@@ -257,8 +257,8 @@ static int cmd_policy(int argc, char **argv)
         struct policy *p = policy_compile(text, strlen(text), &err);
         free(text);
         if (!p) {
-            fprintf(stderr, "collie: invalid policy: %s%s%s%s%s\n", err.rule_id[0] ? "rule " : "",
-                    err.rule_id, err.rule_id[0] ? ": " : "", err.field[0] ? err.field : "",
+            fprintf(stderr, "collie: invalid policy: %s%s%s%s%s%s\n", err.rule_id[0] ? "rule " : "",
+                    err.rule_id, err.rule_id[0] ? ": " : "", err.field, err.field[0] ? ": " : "",
                     err.message);
             goto out;
         }
@@ -381,10 +381,13 @@ static int cmd_serve(int argc, char **argv)
      * start). */
     char key_file[sizeof(cfg.database) + 512]; /* room beyond the path keeps gcc sure of no truncation */
     const char *db_path = store_file_path(cfg.database);
-    if (db_path)
-        snprintf(key_file, sizeof(key_file), "%s.key", db_path);
+    if (!db_path) { /* said first: the key would be the wrong complaint */
+        fprintf(stderr, "collie: PostgreSQL is not supported by this build yet\n");
+        goto out;
+    }
+    snprintf(key_file, sizeof(key_file), "%s.key", db_path);
     uint8_t key[SECRETBOX_KEY_LEN];
-    if (secretbox_open_key(getenv("COLLIE_SECRET_KEY"), db_path ? key_file : NULL, key, err,
+    if (secretbox_open_key(getenv("COLLIE_SECRET_KEY"), key_file, key, err,
                            sizeof(err)) != 0) {
         fprintf(stderr, "collie: %s\n", err);
         goto out;
