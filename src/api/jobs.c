@@ -439,6 +439,15 @@ void api_jobs_list(struct http_request *rq)
     int64_t project;
     if (!api_auth_or_reply(rq, &project))
         return;
+    /* Which of two values counts would be a guess: a proxy or cache may
+     * have read the other. */
+    static const char *const params[] = {"page", "page_size", "status_filter"};
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+        if (http_request_query_count(rq, params[i]) > 1) {
+            http_reply_error(rq, 422, "validation_error", params[i], "%s is given more than once",
+                             params[i]);
+            return;
+        }
     int64_t page = 1, page_size = 20;
     const char *q = http_request_query(rq, "page");
     if (q && !parse_query_int(q, 1, 1000000000, &page)) {

@@ -103,6 +103,28 @@ const char *http_request_query(struct http_request *rq, const char *name)
     return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_count {
+    const char *name;
+    int n;
+};
+
+static enum MHD_Result count_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct query_count *q = cls;
+    q->n += strcmp(key, q->name) == 0;
+    return MHD_YES;
+}
+
+int http_request_query_count(struct http_request *rq, const char *name)
+{
+    struct query_count q = {name, 0};
+    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, count_query, &q);
+    return q.n;
+}
+
 const char *http_request_param(struct http_request *rq, int i)
 {
     return i >= 0 && i < MAX_PARAMS ? rq->params[i] : NULL;

@@ -62,8 +62,10 @@ const char *http_request_method(struct http_request *rq);
 const char *http_request_path(struct http_request *rq);
 /* Header value or NULL; names are case-insensitive. */
 const char *http_request_header(struct http_request *rq, const char *name);
-/* Query argument or NULL. Sets *present when given (even if empty). */
+/* Query argument or NULL (the first, when it is given more than once). */
 const char *http_request_query(struct http_request *rq, const char *name);
+/* How many times the query gives name. */
+int http_request_query_count(struct http_request *rq, const char *name);
 /* The i-th "{}" segment of the matched route (0-based), or NULL. */
 const char *http_request_param(struct http_request *rq, int i);
 /* The raw body and its length (NUL-terminated for convenience). A body

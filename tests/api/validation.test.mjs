@@ -459,6 +459,13 @@ describe('GET /v1/jobs query validation', () => {
     });
   }
 
+  test('a parameter given twice → 422 naming it (which one counts would be a guess)', async () => {
+    for (const [q, field] of [['page=1&page=2', 'page'], ['page_size=5&x=1&page_size=5', 'page_size'], ['status_filter=completed&status_filter=failed', 'status_filter']]) {
+      const e = assertError(await c.get(`/v1/jobs?${q}`), 422, V, { field });
+      assert.match(e.message, /more than once/, q);
+    }
+  });
+
   test('valid boundaries are accepted: page_size=1, page_size=100', async () => {
     for (const q of ['page_size=1', 'page_size=100', 'page=1', 'status_filter=processing', 'status_filter=completed']) {
       const r = await c.get(`/v1/jobs?${q}`);
