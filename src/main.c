@@ -421,6 +421,7 @@ static int cmd_serve(int argc, char **argv)
     webhook_options_default(&wo);
     wo.schedule = cfg.schedule;
     wo.timeout_ms = cfg.webhook_timeout_ms;
+    wo.allow_http = cfg.allow_http_webhooks;
     wo.allow_private = cfg.allow_private_webhooks;
     thread_set_background_policy(cfg.background);
     app.slow = taskq_start("policy-compile", POLICY_COMPILES_WAITING);

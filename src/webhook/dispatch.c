@@ -164,6 +164,7 @@ void webhook_options_default(struct webhook_options *o)
     o->max_per_receiver = RECEIVER_SLOTS;
     o->max_response_bytes = 64 * 1024;
     o->jitter_pct = 20;
+    o->allow_http = false;
     o->allow_private = false;
     o->addr_check = NULL; /* webhook_addr_check */
 }
@@ -458,12 +459,12 @@ static bool check_url(const struct webhook_dispatcher *d, const char *url, char 
         goto done;
     }
     if (strcasecmp(scheme, "https") != 0 &&
-        !(d->o.allow_private && strcasecmp(scheme, "http") == 0)) {
+        !(d->o.allow_http && strcasecmp(scheme, "http") == 0)) {
         snprintf(why, cap, "%s",
-                 d->o.allow_private ? "refused: the webhook URL must use http or https"
-                                    : "refused: the webhook URL must use https (http:// is "
-                                      "allowed only when insecure webhooks are enabled, e.g. "
-                                      "dev mode)");
+                 d->o.allow_http ? "refused: the webhook URL must use http or https"
+                                 : "refused: the webhook URL must use https (http:// is "
+                                   "allowed only when insecure webhooks are enabled, e.g. "
+                                   "dev mode)");
         goto done;
     }
     struct sockaddr_storage ss;
@@ -582,7 +583,7 @@ static int xfer_start(struct webhook_dispatcher *d, struct receiver *rcv,
     bool bad = false;
     bad |= curl_easy_setopt(e, CURLOPT_URL, dl->url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,
-                            d->o.allow_private ? "http,https" : "https") != CURLE_OK;
+                            d->o.allow_http ? "http,https" : "https") != CURLE_OK;
     /* A redirect is a failed attempt, never a hop to somewhere else. */
     bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
     /* No proxy from the environment: deliveries go where the URL says, and

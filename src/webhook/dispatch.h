@@ -28,23 +28,23 @@ struct webhook_options {
     size_t max_per_receiver;
     size_t max_response_bytes; /* response body bytes read (default 64 KiB) */
     int jitter_pct;            /* ± percent applied to retry delays (default 20) */
+    bool allow_http;           /* deliver to http:// URLs too (dev mode) */
     bool allow_private;        /* allow loopback/private targets (dev mode) */
     /* The connect-time address policy used when !allow_private; NULL (the
      * default) means webhook_addr_check. Same contract as that function.
      * A seam for tests, which have no public address to deliver to. */
     int (*addr_check)(const struct sockaddr *sa, size_t len, char *reason, size_t cap);
 };
-/* Without allow_private:
- *  - only https:// URLs are delivered to; any other scheme is refused
- *    without a request (the attempt is recorded with the reason and the
- *    event fails for good);
+/* Only https:// URLs are delivered to, and http:// ones with allow_http;
+ * any other scheme is refused without a request (the attempt is recorded
+ * with the reason and the event fails for good). Without allow_private:
  *  - a URL whose host is a literal address that webhook/address.h refuses
  *    fails the same way, at once;
  *  - every address curl connects to, whatever a host name resolved to, is
  *    checked at the socket (webhook_addr_check); a refused one is never
  *    connected to, and the attempt fails with "refused: webhook host
  *    resolves to a forbidden address: …" and is retried per the schedule.
- * With allow_private, http:// and every address are allowed. */
+ * With allow_private, every address is allowed. */
 
 /* Fills o with the defaults above and the default schedule. */
 void webhook_options_default(struct webhook_options *o);

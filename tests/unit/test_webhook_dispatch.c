@@ -360,7 +360,7 @@ static struct env *env_start_checked(const struct plan *plans, size_t nplans, co
     struct webhook_options o;
     webhook_options_default(&o);
     assert_int_equal(webhook_schedule_parse(schedule, &o.schedule), 0);
-    o.allow_private = allow_private;
+    o.allow_http = o.allow_private = allow_private; /* as --dev sets both */
     o.timeout_ms = timeout_ms;
     o.max_response_bytes = max_response;
     o.addr_check = check;
@@ -800,6 +800,28 @@ static void test_connects_to_allowed_address(void **state)
     env_stop(e);
 }
 
+/* http:// delivery is its own switch (--allow-http-webhooks), not a part
+ * of allowing private targets: with it alone, an http:// URL to an allowed
+ * address is delivered. Before, the API accepted such a URL and the
+ * dispatcher refused it at its first attempt. */
+static void test_allow_http_alone_delivers_http(void **state)
+{
+    (void)state;
+    struct webhook_options o;
+    webhook_options_default(&o);
+    assert_int_equal(webhook_schedule_parse("20ms", &o.schedule), 0);
+    o.allow_http = true;
+    o.addr_check = check_all_but_127_0_0_1;
+    struct env *e = env_start_opts(NULL, 0, &o);
+    char url[256], job_id[IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    url_for(e, "/http-only", url);
+    make_job(e, url, 1, job_id, secret);
+    struct store_delivery_state s = wait_state(e, job_id, DELIVERY_DELIVERED, 1);
+    assert_int_equal(s.response_code, 200);
+    free(s.url);
+    env_stop(e);
+}
+
 static void test_allow_private_delivers_to_localhost(void **state)
 {
     (void)state;
@@ -874,7 +896,7 @@ static void test_idle_while_slots_full(void **state)
     struct webhook_options o;
     webhook_options_default(&o);
     assert_int_equal(webhook_schedule_parse("50ms", &o.schedule), 0);
-    o.allow_private = true;
+    o.allow_http = o.allow_private = true;
     o.timeout_ms = 10000;
     o.max_in_flight = 2;
     struct env *e = env_start_opts(plans, 1, &o);
@@ -917,7 +939,7 @@ static void busy_receiver_leaves_room(bool held)
     struct webhook_options o;
     webhook_options_default(&o);
     assert_int_equal(webhook_schedule_parse("50ms", &o.schedule), 0);
-    o.allow_private = true;
+    o.allow_http = o.allow_private = true;
     o.timeout_ms = 10000;
     o.max_in_flight = 4;
     o.max_per_receiver = 2;
@@ -987,6 +1009,7 @@ static void test_null_and_defaults(void **state)
     assert_int_equal(o.max_in_flight, 1000);
     assert_int_equal(o.max_response_bytes, 64 * 1024);
     assert_int_equal(o.jitter_pct, 20);
+    assert_false(o.allow_http);
     assert_false(o.allow_private);
     assert_int_equal(o.schedule.n, 7);
     assert_null(webhook_dispatcher_start(NULL, &o));
@@ -1008,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_refuses_name_resolving_to_loopback),
         cmocka_unit_test(test_connects_to_allowed_address),
         cmocka_unit_test(test_allow_private_delivers_to_localhost),
+        cmocka_unit_test(test_allow_http_alone_delivers_http),
         cmocka_unit_test(test_many_in_flight),
         cmocka_unit_test(test_stop_with_attempts_in_flight),
         cmocka_unit_test(test_idle_while_slots_full),
