@@ -488,9 +488,15 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    const char *cmd = argv[1];
+    /* serve lists its own options; the other commands' usage is the one above. */
+    for (int i = 2; i < argc && strcmp(cmd, "serve") != 0; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc;
-    const char *cmd = argv[1];
     if (!strcmp(cmd, "serve"))
         rc = cmd_serve(argc - 2, argv + 2);
     else if (!strcmp(cmd, "project"))

@@ -77,6 +77,14 @@ describe('command line', () => {
     assert.notEqual(r3.code, 0, 'a project created before the start is a duplicate too');
   });
 
+  test('--help after any command prints the usage on stdout, exit 0', () => {
+    for (const args of [['key', '--help'], ['policy', 'set', '-h'], ['project', '--help'], ['migrate', '--help']]) {
+      const r = runCli(args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /collie key revoke --project NAME PREFIX/, args.join(' '));
+    }
+  });
+
   test('key create prints a clai_ key alone on stdout; keys are distinct', () => {
     const k1 = createKey(env.db, 'acme');
     const k2 = createKey(env.db, 'acme');
