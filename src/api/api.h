@@ -84,6 +84,10 @@ int api_key_create(struct store *st, int64_t project_id, char *out);
 /* SHA-256 of a well-formed key; false when key is malformed. */
 bool api_key_hash(const char *key, uint8_t hash[32]);
 
+/* Whether v, or any value inside it at any depth (jansson's parser bounds
+ * the depth), satisfies pred. */
+bool api_json_any(json_t *v, bool (*pred)(json_t *));
+
 /* ---- idempotency (idempotency.c) ------------------------------------------ */
 
 struct idem_table *idem_table_new(void);

@@ -112,30 +112,33 @@ static bool is_json_content_type(const char *ct)
     return strncasecmp(cs, "utf-8", 5) == 0 || strncasecmp(cs, "utf8", 4) == 0;
 }
 
-/* Whether v holds, at any depth (the parser bounds it), a number outside
- * the 64-bit integers. */
-static bool holds_out_of_range(json_t *v)
+bool api_json_any(json_t *v, bool (*pred)(json_t *))
 {
+    if (pred(v))
+        return true;
     size_t i;
     const char *k;
     json_t *e;
-    if (json_is_real(v))
-        return !(fabs(json_real_value(v)) < 0x1p63);
     if (json_is_array(v)) {
         json_array_foreach(v, i, e)
         {
-            if (holds_out_of_range(e))
+            if (api_json_any(e, pred))
                 return true;
         }
-    }
-    if (json_is_object(v)) {
+    } else if (json_is_object(v)) {
         json_object_foreach(v, k, e)
         {
-            if (holds_out_of_range(e))
+            if (api_json_any(e, pred))
                 return true;
         }
     }
     return false;
+}
+
+/* A number outside the 64-bit integers. */
+static bool out_of_range(json_t *v)
+{
+    return json_is_real(v) && !(fabs(json_real_value(v)) < 0x1p63);
 }
 
 /* The first member of obj holding such a number; NULL if none does. */
@@ -145,7 +148,7 @@ static const char *member_out_of_range(json_t *obj)
     json_t *v;
     json_object_foreach(obj, key, v)
     {
-        if (holds_out_of_range(v))
+        if (api_json_any(v, out_of_range))
             return key;
     }
     return NULL;

@@ -82,28 +82,9 @@ static bool webhook_url_or_reply(struct http_request *rq, const char *url)
 }
 
 /* True when a string anywhere inside v holds a NUL character. */
-static bool json_has_nul(json_t *v)
+static bool string_with_nul(json_t *v)
 {
-    if (json_is_string(v))
-        return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e)
-        {
-            if (json_has_nul(e))
-                return true;
-        }
-    } else if (json_is_object(v)) {
-        const char *k;
-        json_t *e;
-        json_object_foreach(v, k, e)
-        {
-            if (json_has_nul(e))
-                return true;
-        }
-    }
-    return false;
+    return json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v));
 }
 
 static bool metadata_or_reply(struct http_request *rq, json_t *body, char **out)
@@ -133,7 +114,7 @@ static bool metadata_or_reply(struct http_request *rq, json_t *body, char **out)
             return false;
         }
     }
-    if (json_has_nul(m)) {
+    if (api_json_any(m, string_with_nul)) {
         http_reply_error(rq, 422, "validation_error", "metadata",
                          "metadata must not contain strings with NUL characters");
         return false;
