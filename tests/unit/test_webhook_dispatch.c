@@ -488,6 +488,17 @@ static void url_for(struct env *e, const char *path, char *out)
     snprintf(out, 256, "http://127.0.0.1:%d%s", e->rx->port, path);
 }
 
+/* Makes a one-event job for url and waits for its first attempt to be
+ * delivered with a 200. */
+static void expect_delivered_first_time(struct env *e, const char *url)
+{
+    char job_id[IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    make_job(e, url, 1, job_id, secret);
+    struct store_delivery_state s = wait_state(e, job_id, DELIVERY_DELIVERED, 1);
+    assert_int_equal(s.response_code, 200);
+    free(s.url);
+}
+
 #define ATTEMPT_ERR_MAX 512
 
 /* Reads the recorded attempt errors of the job's events, oldest first,
@@ -670,12 +681,9 @@ static void test_response_cap(void **state)
     /* A 2xx with a body far past the cap still counts as delivered. */
     const struct plan plans[] = {{.prefix = "/big", .codes = {200}, .body_bytes = 1 << 20}};
     struct env *e = env_start(plans, 1, "20ms", true, 2000, 1024);
-    char url[256], job_id[IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    char url[256];
     url_for(e, "/big", url);
-    make_job(e, url, 1, job_id, secret);
-    struct store_delivery_state s = wait_state(e, job_id, DELIVERY_DELIVERED, 1);
-    assert_int_equal(s.response_code, 200);
-    free(s.url);
+    expect_delivered_first_time(e, url);
     env_stop(e);
 }
 
@@ -813,12 +821,9 @@ static void test_allow_http_alone_delivers_http(void **state)
     o.allow_http = true;
     o.addr_check = check_all_but_127_0_0_1;
     struct env *e = env_start_opts(NULL, 0, &o);
-    char url[256], job_id[IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    char url[256];
     url_for(e, "/http-only", url);
-    make_job(e, url, 1, job_id, secret);
-    struct store_delivery_state s = wait_state(e, job_id, DELIVERY_DELIVERED, 1);
-    assert_int_equal(s.response_code, 200);
-    free(s.url);
+    expect_delivered_first_time(e, url);
     env_stop(e);
 }
 
@@ -826,11 +831,9 @@ static void test_allow_private_delivers_to_localhost(void **state)
 {
     (void)state;
     struct env *e = env_start(NULL, 0, "20ms", true, 2000, 65536);
-    char url[256], job_id[IDS_MAX_LEN], secret[WEBHOOK_SECRET_LEN];
+    char url[256];
     snprintf(url, sizeof(url), "http://localhost:%d/dev", e->rx->port);
-    make_job(e, url, 1, job_id, secret);
-    struct store_delivery_state s = wait_state(e, job_id, DELIVERY_DELIVERED, 1);
-    free(s.url);
+    expect_delivered_first_time(e, url);
     env_stop(e);
 }
 
