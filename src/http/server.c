@@ -381,14 +381,6 @@ static bool body_append(struct http_request *rq, const char *data, size_t len)
     return true;
 }
 
-/* What on_request learns from a request's headers before its body. */
-struct header_scan {
-    size_t bytes;
-    /* How often each header that must appear at most once did, by the
-     * index of its name in once_headers. */
-    int seen[6];
-};
-
 /* Headers whose repetition would let two readers see two requests: the
  * framing (RFC 9112 makes a repeated Content-Length an error, and a proxy
  * that read the other one would find a second request in the body), the
@@ -398,7 +390,13 @@ static const char *const once_headers[] = {
     MHD_HTTP_HEADER_HOST,           MHD_HTTP_HEADER_AUTHORIZATION,
     MHD_HTTP_HEADER_CONTENT_TYPE,   "Idempotency-Key",
 };
-enum { ONCE_CL, ONCE_TE, ONCE_HOST };
+enum { ONCE_CL, ONCE_TE, ONCE_HOST, NONCE = sizeof(once_headers) / sizeof(once_headers[0]) };
+
+/* What on_request learns from a request's headers before its body. */
+struct header_scan {
+    size_t bytes;
+    int seen[NONCE]; /* how often each of once_headers came */
+};
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
@@ -406,7 +404,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     (void)kind;
     struct header_scan *h = cls;
     h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
-    for (size_t i = 0; i < sizeof(once_headers) / sizeof(once_headers[0]); i++)
+    for (size_t i = 0; i < NONCE; i++)
         if (strcasecmp(key, once_headers[i]) == 0)
             h->seen[i]++;
     return MHD_YES;
@@ -416,7 +414,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 static const char *headers_problem(const struct header_scan *h, const char *version, char *buf,
                                    size_t cap)
 {
-    for (size_t i = 0; i < sizeof(once_headers) / sizeof(once_headers[0]); i++)
+    for (size_t i = 0; i < NONCE; i++)
         if (h->seen[i] > 1) {
             snprintf(buf, cap, "more than one %s header", once_headers[i]);
             return buf;
