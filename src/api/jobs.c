@@ -81,7 +81,7 @@ static bool webhook_url_or_reply(struct http_request *rq, const char *url)
     return true;
 }
 
-/* True when a string anywhere inside v holds a NUL character. */
+/* A string holding a NUL character (for api_json_any over metadata). */
 static bool string_with_nul(json_t *v)
 {
     return json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v));
