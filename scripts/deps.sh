@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
-  libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev
+  libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libyajl-dev libssl-dev
   libvectorscan-dev libsqlite3-dev libpq-dev libcmocka-dev
   postgresql wrk nodejs
 )

@@ -5,6 +5,7 @@
 
 #include "api/api.h"
 #include "util/clock.h"
+#include "util/jsonparse.h"
 #include "util/log.h"
 #include "util/taskq.h"
 
@@ -202,9 +203,8 @@ json_t *api_json_body_or_reply(struct http_request *rq)
      * holding one (a 422) instead of failing the whole body. Duplicate keys
      * are refused: two readers could otherwise see two different requests.
      * Any value is taken, so that a bare 5 is "not an object", not "not
-     * JSON". */
-    json_t *v = json_loadb(body, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                           &err);
+     * JSON" (JSONPARSE_FLAGS). */
+    json_t *v = jsonparse_load(body, len, &err);
     if (!v) {
         reply_unparsed(rq, body, len, &err);
         return NULL;
