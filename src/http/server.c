@@ -58,6 +58,7 @@ struct http_request {
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
+    int64_t received_ns; /* clock_mono_ns() when the headers were in */
     char *body;
     size_t body_len, body_cap;
     bool too_large;
@@ -202,6 +203,8 @@ static void reply_set(struct http_request *rq, unsigned status, struct MHD_Respo
     pthread_mutex_unlock(&rq->mu);
 
     metrics_inc(METRIC_HTTP_REQUESTS);
+    metrics_observe(METRIC_H_HTTP_REQUEST_SECONDS,
+                    (double)(clock_mono_ns() - rq->received_ns) / 1e9);
     if (status >= 500)
         metrics_inc(METRIC_HTTP_ERRORS_5XX);
     else if (status >= 400)
@@ -479,6 +482,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->conn = conn;
         rq->method = method;
         rq->path = url;
+        rq->received_ns = clock_mono_ns();
         pthread_mutex_init(&rq->mu, NULL);
         rq->state = RQ_READING;
         *con_cls = rq;

@@ -27,6 +27,8 @@ static const struct {
     const char *name;
     const char *help;
 } histogram_info[METRIC_HISTOGRAM_COUNT] = {
+    [METRIC_H_HTTP_REQUEST_SECONDS] = {"collie_http_request_seconds",
+                                       "From a request's headers to its answer being ready."},
     [METRIC_H_STORE_COMMIT_SECONDS] = {"collie_store_commit_seconds", "Group commit duration."},
     [METRIC_H_FILTER_SECONDS] = {"collie_filter_seconds", "Policy evaluation duration."},
     [METRIC_H_WEBHOOK_SECONDS] = {"collie_webhook_attempt_seconds", "Webhook attempt duration."},

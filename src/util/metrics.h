@@ -25,6 +25,7 @@ enum metric_counter {
 };
 
 enum metric_histogram {
+    METRIC_H_HTTP_REQUEST_SECONDS,
     METRIC_H_STORE_COMMIT_SECONDS,
     METRIC_H_FILTER_SECONDS,
     METRIC_H_WEBHOOK_SECONDS,

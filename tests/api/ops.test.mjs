@@ -56,6 +56,14 @@ describe('operations endpoints (no auth)', () => {
       if (!line || line.startsWith('#')) continue;
       assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+]?([0-9.eE+-]+|NaN|Inf|\+Inf|-Inf)( \d+)?$/, `metric line: ${line}`);
     }
+    // Request durations: every answer so far (the create, the polls) is
+    // counted, each in a bucket no larger than +Inf's.
+    const count = Number(/^collie_http_request_seconds_count (\d+)$/m.exec(r.text)?.[1]);
+    const answered = Number(/^collie_http_requests_total (\d+)$/m.exec(r.text)?.[1]);
+    assert.ok(count >= 2, `collie_http_request_seconds_count: ${count}`);
+    assert.equal(count, answered, 'one duration per answered request');
+    const inf = Number(/^collie_http_request_seconds_bucket\{le="\+Inf"\} (\d+)$/m.exec(r.text)?.[1]);
+    assert.equal(inf, count);
   });
 
   test('operations endpoints ignore a bogus Authorization header', async () => {
