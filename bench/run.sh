@@ -99,14 +99,14 @@ echo "   (default policy; filtering and webhook delivery to a local receiver run
 echo "   before: $(disk_probe)"
 
 # The rate moves by ±15 % from run to run on the project's machine
-# (bench/README.md), so the main setting runs BENCH_REPEAT times (default 3)
-# and is summed up by its median. Fewer connections trade throughput for
-# latency: a closed loop of CONNS connections keeps CONNS requests in
-# flight, so the median latency is about CONNS / throughput (Little's law)
-# whatever the server does.
+# (bench/README.md), so the settings at 64 and 48 connections run
+# BENCH_REPEAT times (default 3) and are summed up by their medians. Fewer
+# connections trade throughput for latency: a closed loop of CONNS
+# connections keeps CONNS requests in flight, so the median latency is
+# about CONNS / throughput (Little's law) whatever the server does.
 for CONNS in 64 48 32; do
   reps=1
-  [ "$CONNS" = 64 ] && reps=${BENCH_REPEAT:-3}
+  [ "$CONNS" != 32 ] && reps=${BENCH_REPEAT:-3}
   : >"$WORK/runs"
   for rep in $(seq 1 "$reps"); do
     run=""
