@@ -8,6 +8,7 @@
 #include "util/clock.h"
 #include "util/ids.h"
 #include "util/jsonfmt.h"
+#include "util/jsonparse.h"
 #include "util/metrics.h"
 #include "util/utf8.h"
 #include "webhook/address.h"
@@ -81,12 +82,6 @@ static bool webhook_url_or_reply(struct http_request *rq, const char *url)
     return true;
 }
 
-/* A string holding a NUL character (for api_json_any over metadata). */
-static bool string_with_nul(json_t *v)
-{
-    return json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v));
-}
-
 static bool metadata_or_reply(struct http_request *rq, json_t *body, char **out)
 {
     json_t *m = json_object_get(body, "metadata");
@@ -114,7 +109,7 @@ static bool metadata_or_reply(struct http_request *rq, json_t *body, char **out)
             return false;
         }
     }
-    if (api_json_any(m, string_with_nul)) {
+    if (api_json_any(m, jsonparse_string_has_nul)) {
         http_reply_error(rq, 422, "validation_error", "metadata",
                          "metadata must not contain strings with NUL characters");
         return false;

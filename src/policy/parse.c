@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "policy/policy_internal.h"
+#include "util/jsonparse.h"
 
 const char *const pii_entity_names[PII_ENTITY_COUNT] = {
     "email", "phone", "credit_card", "iban", "us_ssn", "ip_address",
@@ -450,11 +451,6 @@ static int parse_direction(struct policy *p, enum policy_direction dir, const ch
     return 0;
 }
 
-static bool string_has_nul(json_t *v)
-{
-    return json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v);
-}
-
 /* Finds a string holding a NUL in a rule (a member, or an element of a
  * member that is a list), as the rule's error: the validation below
  * compares strings as C strings, which a NUL would cut short. */
@@ -469,7 +465,7 @@ static int rules_nul_check(json_t *doc, struct policy_error *err)
         {
             struct rule_ctx c = {.dir = dirs[d], .index = i, .err = err};
             json_t *id = json_object_get(rule, "id");
-            if (json_is_string(id) && !string_has_nul(id))
+            if (json_is_string(id) && !jsonparse_string_has_nul(id))
                 snprintf(c.id, sizeof(c.id), "%s", json_string_value(id));
             else
                 snprintf(c.id, sizeof(c.id), "#%zu", i);
@@ -478,14 +474,14 @@ static int rules_nul_check(json_t *doc, struct policy_error *err)
             json_object_foreach(rule, key, v)
             {
                 char f[96];
-                if (string_has_nul(v))
+                if (jsonparse_string_has_nul(v))
                     return fail(&c, key, "must not contain NUL characters");
                 size_t j;
                 json_t *e;
                 json_array_foreach(v, j, e)
                 {
                     snprintf(f, sizeof(f), "%.64s[%zu]", key, j);
-                    if (string_has_nul(e))
+                    if (jsonparse_string_has_nul(e))
                         return fail(&c, f, "must not contain NUL characters");
                 }
             }

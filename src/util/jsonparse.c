@@ -228,6 +228,11 @@ json_t *jsonparse_fast(const char *buf, size_t len)
     return b.root;
 }
 
+bool jsonparse_string_has_nul(json_t *v)
+{
+    return json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v));
+}
+
 json_t *jsonparse_load(const char *buf, size_t len, json_error_t *err)
 {
     json_t *v = jsonparse_fast(buf, len);

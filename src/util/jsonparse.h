@@ -14,6 +14,7 @@
 #define COLLIE_UTIL_JSONPARSE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The flags whose meaning jsonparse_load has: NULs allowed in strings,
@@ -24,6 +25,10 @@
 /* What json_loadb(buf, len, JSONPARSE_FLAGS, err) returns: a new reference
  * the caller owns, or NULL with *err filled (err may be NULL). */
 json_t *jsonparse_load(const char *buf, size_t len, json_error_t *err);
+
+/* v is a string holding a NUL character. The parse lets them through
+ * (JSON_ALLOW_NUL) so that validation can name the field that holds one. */
+bool jsonparse_string_has_nul(json_t *v);
 
 /* The yajl path alone: the value json_loadb would return (a new
  * reference), or NULL when this path does not decide, because the text is
