@@ -197,27 +197,41 @@ static int apply_log_level(struct config *c, const char *v, char *err, size_t er
 }
 
 static const struct option_def options[] = {
-    {"--listen", "COLLIE_LISTEN", true, apply_listen, "HOST:PORT to listen on (default 0.0.0.0:8080; 127.0.0.1:8080 with --dev)"},
-    {"--database", "COLLIE_DATABASE", true, apply_database, "database: a file path or sqlite:PATH (default collie.db)"},
-    {"--dev", "COLLIE_DEV", false, apply_dev, "development mode: loopback only, http:// and loopback webhooks, a dev project and key"},
-    {"--allow-http-webhooks", "COLLIE_ALLOW_HTTP_WEBHOOKS", false, apply_allow_http, "accept http:// webhook URLs"},
-    {"--allow-private-webhooks", "COLLIE_ALLOW_PRIVATE_WEBHOOKS", false, apply_allow_private, "deliver to loopback and private addresses"},
-    {"--retry-schedule", "COLLIE_RETRY_SCHEDULE", true, apply_schedule, "delays before each webhook retry (default 5s,5m,30m,2h,5h,10h,10h)"},
-    {"--webhook-timeout", "COLLIE_WEBHOOK_TIMEOUT", true, apply_timeout, "per-attempt webhook timeout (default 15s)"},
-    {"--max-body-bytes", "COLLIE_MAX_BODY_BYTES", true, apply_max_body, "largest request body (default 4194304)"},
-    {"--max-message-bytes", "COLLIE_MAX_MESSAGE_BYTES", true, apply_max_message, "largest message field (default 1048576)"},
-    {"--default-expires-in", "COLLIE_DEFAULT_EXPIRES_IN", true, apply_expires, "job lifetime when a request gives none, seconds (default 3600)"},
-    {"--retention", "COLLIE_RETENTION_SECONDS", true, apply_retention, "how long jobs are kept after expiry, seconds (default 604800)"},
+    {"--listen", "COLLIE_LISTEN", true, apply_listen,
+     "HOST:PORT to listen on (default 0.0.0.0:8080; 127.0.0.1:8080 with --dev)"},
+    {"--database", "COLLIE_DATABASE", true, apply_database,
+     "database: a file path or sqlite:PATH (default collie.db)"},
+    {"--dev", "COLLIE_DEV", false, apply_dev,
+     "development mode: loopback only, http:// and loopback webhooks, a dev project and key"},
+    {"--allow-http-webhooks", "COLLIE_ALLOW_HTTP_WEBHOOKS", false, apply_allow_http,
+     "accept http:// webhook URLs"},
+    {"--allow-private-webhooks", "COLLIE_ALLOW_PRIVATE_WEBHOOKS", false, apply_allow_private,
+     "deliver to loopback and private addresses"},
+    {"--retry-schedule", "COLLIE_RETRY_SCHEDULE", true, apply_schedule,
+     "delays before each webhook retry (default 5s,5m,30m,2h,5h,10h,10h)"},
+    {"--webhook-timeout", "COLLIE_WEBHOOK_TIMEOUT", true, apply_timeout,
+     "per-attempt webhook timeout (default 15s)"},
+    {"--max-body-bytes", "COLLIE_MAX_BODY_BYTES", true, apply_max_body,
+     "largest request body (default 4194304)"},
+    {"--max-message-bytes", "COLLIE_MAX_MESSAGE_BYTES", true, apply_max_message,
+     "largest message field (default 1048576)"},
+    {"--default-expires-in", "COLLIE_DEFAULT_EXPIRES_IN", true, apply_expires,
+     "job lifetime when a request gives none, seconds (default 3600)"},
+    {"--retention", "COLLIE_RETENTION_SECONDS", true, apply_retention,
+     "how long jobs are kept after expiry, seconds (default 604800)"},
     {"--workers", "COLLIE_WORKERS", true, apply_workers, "filtering worker threads (default 2)"},
     {"--http-threads", "COLLIE_HTTP_THREADS", true, apply_http_threads, "HTTP threads (default 2)"},
-    {"--background", "COLLIE_BACKGROUND", true, apply_background, "CPU priority of filtering and delivery: idle (default) or nice"},
-    {"--log-level", "COLLIE_LOG_LEVEL", true, apply_log_level, "debug, info, warn or error (default info)"},
+    {"--background", "COLLIE_BACKGROUND", true, apply_background,
+     "CPU priority of filtering and delivery: idle (default) or nice"},
+    {"--log-level", "COLLIE_LOG_LEVEL", true, apply_log_level,
+     "debug, info, warn or error (default info)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
 void config_usage(FILE *out)
 {
-    fprintf(out, "usage: collie serve [options]\n\noptions (each also read from its environment variable):\n");
+    fprintf(out, "usage: collie serve [options]\n\noptions (each also read from its environment "
+                 "variable):\n");
     for (size_t i = 0; i < NOPTIONS; i++)
         fprintf(out, "  %-26s %-30s %s\n", options[i].flag, options[i].env, options[i].help);
 }

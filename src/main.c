@@ -29,18 +29,18 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage:\n"
-            "  collie serve [--listen HOST:PORT] [--database PATH] [--dev] [--retry-schedule 5s,5m,...]\n"
-            "               (collie serve --help lists every option)\n"
-            "  collie project create NAME [--database PATH]\n"
-            "  collie key create --project NAME [--database PATH]\n"
-            "  collie key list --project NAME [--database PATH]\n"
-            "  collie key revoke --project NAME PREFIX [--database PATH]\n"
-            "  collie policy get --project NAME [--database PATH]\n"
-            "  collie policy set --project NAME [FILE] [--database PATH]   (FILE or stdin)\n"
-            "  collie migrate [--database PATH]\n"
-            "\nThe database defaults to $COLLIE_DATABASE, else collie.db.\n");
+    fprintf(out, "usage:\n"
+                 "  collie serve [--listen HOST:PORT] [--database PATH] [--dev] [--retry-schedule "
+                 "5s,5m,...]\n"
+                 "               (collie serve --help lists every option)\n"
+                 "  collie project create NAME [--database PATH]\n"
+                 "  collie key create --project NAME [--database PATH]\n"
+                 "  collie key list --project NAME [--database PATH]\n"
+                 "  collie key revoke --project NAME PREFIX [--database PATH]\n"
+                 "  collie policy get --project NAME [--database PATH]\n"
+                 "  collie policy set --project NAME [FILE] [--database PATH]   (FILE or stdin)\n"
+                 "  collie migrate [--database PATH]\n"
+                 "\nThe database defaults to $COLLIE_DATABASE, else collie.db.\n");
 }
 
 /* ---- shared argument handling for the admin commands --------------------- */
@@ -194,7 +194,8 @@ static int cmd_key(int argc, char **argv)
             goto out;
         for (size_t i = 0; i < n; i++) {
             char c[CLOCK_RFC3339_LEN], r[CLOCK_RFC3339_LEN];
-            printf("%s…  created %s%s%s\n", keys[i].prefix, clock_format_rfc3339(keys[i].created_at, c),
+            printf("%s…  created %s%s%s\n", keys[i].prefix,
+                   clock_format_rfc3339(keys[i].created_at, c),
                    keys[i].revoked_at ? "  revoked " : "",
                    keys[i].revoked_at ? clock_format_rfc3339(keys[i].revoked_at, r) : "");
         }
@@ -203,7 +204,8 @@ static int cmd_key(int argc, char **argv)
     } else if (!strcmp(argv[0], "revoke") && a.npositional == 1) {
         int rc = store_key_revoke(st, project, a.positional[0]);
         if (rc != STORE_OK) {
-            fprintf(stderr, "collie: cannot revoke '%s': %s\n", a.positional[0], store_strerror(rc));
+            fprintf(stderr, "collie: cannot revoke '%s': %s\n", a.positional[0],
+                    store_strerror(rc));
             goto out;
         }
         printf("revoked %s\n", a.positional[0]);
@@ -379,7 +381,8 @@ static int cmd_serve(int argc, char **argv)
     /* Webhook secrets are sealed at rest with a server key: from the
      * environment, else a key file beside the database (made on first
      * start). */
-    char key_file[sizeof(cfg.database) + 512]; /* room beyond the path keeps gcc sure of no truncation */
+    char key_file[sizeof(cfg.database) +
+                  512]; /* room beyond the path keeps gcc sure of no truncation */
     const char *db_path = store_file_path(cfg.database);
     if (!db_path) { /* said first: the key would be the wrong complaint */
         fprintf(stderr, "collie: PostgreSQL is not supported by this build yet\n");
@@ -387,8 +390,7 @@ static int cmd_serve(int argc, char **argv)
     }
     snprintf(key_file, sizeof(key_file), "%s.key", db_path);
     uint8_t key[SECRETBOX_KEY_LEN];
-    if (secretbox_open_key(getenv("COLLIE_SECRET_KEY"), key_file, key, err,
-                           sizeof(err)) != 0) {
+    if (secretbox_open_key(getenv("COLLIE_SECRET_KEY"), key_file, key, err, sizeof(err)) != 0) {
         fprintf(stderr, "collie: %s\n", err);
         goto out;
     }
@@ -414,7 +416,8 @@ static int cmd_serve(int argc, char **argv)
     if (!pc || !app.idem || !app.scratch)
         goto out;
 
-    struct pipeline_options po = {.workers = cfg.workers, .lease_ms = 60000,
+    struct pipeline_options po = {.workers = cfg.workers,
+                                  .lease_ms = 60000,
                                   .sweep_interval_ms = cfg.sweep_interval_ms,
                                   .retention_ms = cfg.retention_s * 1000};
     struct webhook_options wo;
@@ -434,10 +437,12 @@ static int cmd_serve(int argc, char **argv)
     wake_ud[1] = wd;
     store_set_wakeups(st, wake_work, wake_events, wake_ud);
 
-    struct http_options ho = {.host = cfg.listen_host, .port = cfg.listen_port,
+    struct http_options ho = {.host = cfg.listen_host,
+                              .port = cfg.listen_port,
                               .threads = cfg.http_threads ? cfg.http_threads : 2,
                               .max_body_bytes = cfg.max_body_bytes,
-                              .connection_limit = cfg.connection_limit, .timeout_s = 60};
+                              .connection_limit = cfg.connection_limit,
+                              .timeout_s = 60};
     http = http_server_start(&ho, api_routes, api_nroutes, &app, err, sizeof(err));
     if (!http) {
         fprintf(stderr, "collie: %s\n", err);

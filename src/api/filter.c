@@ -78,11 +78,11 @@ static void filter_reply(struct filter_req *f, struct policy *p, int64_t version
         http_reply_error(f->rq, 500, "internal_error", NULL, "the policy could not be evaluated");
     } else {
         json_t *result = policy_result_to_json(&res, version);
-        http_reply_json(f->rq, 200,
-                        json_pack("{s:s, s:o, s:o}", "direction", f->dir_name, "result", result,
-                                  "filtered_content",
-                                  res.filtered ? json_stringn(res.filtered, res.filtered_len)
-                                               : json_null()));
+        http_reply_json(
+            f->rq, 200,
+            json_pack("{s:s, s:o, s:o}", "direction", f->dir_name, "result", result,
+                      "filtered_content",
+                      res.filtered ? json_stringn(res.filtered, res.filtered_len) : json_null()));
     }
     policy_result_clear(&res);
     if (s)

@@ -65,9 +65,8 @@ static bool webhook_url_or_reply(struct http_request *rq, const char *url)
     }
     if (!https && !(http && app->cfg->allow_http_webhooks)) {
         http_reply_error(rq, 422, "validation_error", "webhook_url",
-                         app->cfg->allow_http_webhooks
-                             ? "webhook_url must use http:// or https://"
-                             : "webhook_url must use https://");
+                         app->cfg->allow_http_webhooks ? "webhook_url must use http:// or https://"
+                                                       : "webhook_url must use https://");
         return false;
     }
     /* A literal address can be judged now; names are checked at delivery,
@@ -194,11 +193,11 @@ static bool job_from_body_or_reply(struct http_request *rq, json_t *body, struct
     memset(j, 0, sizeof(*j));
     j->metadata_json = metadata;
     j->status = JOB_PENDING;
-    j->mode = msg              ? JOB_MODE_LEGACY
-              : in && out      ? JOB_MODE_COMBINED
-              : out            ? JOB_MODE_OUTPUT
-              : inbound_only   ? JOB_MODE_INPUT_ONLY
-                               : JOB_MODE_INPUT;
+    j->mode = msg            ? JOB_MODE_LEGACY
+              : in && out    ? JOB_MODE_COMBINED
+              : out          ? JOB_MODE_OUTPUT
+              : inbound_only ? JOB_MODE_INPUT_ONLY
+                             : JOB_MODE_INPUT;
     j->created_at = now;
     j->expires_at = now + expires_s * 1000;
     j->message = msg ? strdup(msg) : NULL;
@@ -206,9 +205,9 @@ static bool job_from_body_or_reply(struct http_request *rq, json_t *body, struct
     j->message_output = out ? strdup(out) : NULL;
     j->webhook_url = strdup(url);
     j->webhook_secret = malloc(WEBHOOK_SECRET_LEN);
-    if (ids_new(j->id, sizeof(j->id), "job_", now) != 0 || !j->webhook_url ||
-        !j->webhook_secret || webhook_secret_new(j->webhook_secret, WEBHOOK_SECRET_LEN) != 0 ||
-        (msg && !j->message) || (in && !j->message_input) || (out && !j->message_output)) {
+    if (ids_new(j->id, sizeof(j->id), "job_", now) != 0 || !j->webhook_url || !j->webhook_secret ||
+        webhook_secret_new(j->webhook_secret, WEBHOOK_SECRET_LEN) != 0 || (msg && !j->message) ||
+        (in && !j->message_input) || (out && !j->message_output)) {
         job_clear(j);
         http_reply_error(rq, 500, "internal_error", NULL, "internal error");
         return false;
@@ -500,8 +499,9 @@ void api_jobs_response(struct http_request *rq)
             store_job_get(app->st, project, id, &j); /* j stays empty on failure */
     }
     if (rc == STORE_OK) {
-        http_reply_json(rq, 202, json_pack("{s:s, s:s}", "job_id", id, "status",
-                                           job_status_name(JOB_PROCESSING_OUTBOUND)));
+        http_reply_json(rq, 202,
+                        json_pack("{s:s, s:s}", "job_id", id, "status",
+                                  job_status_name(JOB_PROCESSING_OUTBOUND)));
     } else if (rc == STORE_NOTFOUND) {
         http_reply_error(rq, 404, "not_found", NULL, "no job %s", id);
     } else if (rc == STORE_STATE) {
@@ -542,7 +542,7 @@ void api_jobs_redeliver(struct http_request *rq)
     } else if (count == 0) {
         http_reply_error(rq, 409, "conflict", NULL, "job %s has no events to redeliver yet", id);
     } else {
-        http_reply_json(rq, 202, json_pack("{s:s, s:I}", "job_id", id, "events",
-                                           (json_int_t)count));
+        http_reply_json(rq, 202,
+                        json_pack("{s:s, s:I}", "job_id", id, "events", (json_int_t)count));
     }
 }

@@ -40,7 +40,7 @@ struct http_server {
     int port;
     pthread_mutex_t mu; /* guards nsuspended, stopping */
     pthread_cond_t cv;
-    int nsuspended;     /* requests waiting for a reply from another thread */
+    int nsuspended; /* requests waiting for a reply from another thread */
     bool stopping;
     atomic_bool draining; /* http_server_drain: new requests get 503 */
 };
@@ -246,8 +246,8 @@ void http_reply_json_text(struct http_request *rq, unsigned status, char *text)
     reply_set(rq, status, resp);
 }
 
-void http_reply_error(struct http_request *rq, unsigned status, const char *code,
-                      const char *field, const char *fmt, ...)
+void http_reply_error(struct http_request *rq, unsigned status, const char *code, const char *field,
+                      const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -315,8 +315,8 @@ static void dispatch(struct http_request *rq)
 {
     struct http_server *srv = rq->srv;
     if (rq->headers_too_large) {
-        http_reply_error(rq, 431, "invalid_request", NULL,
-                         "request headers exceed %d bytes", MAX_HEADER_BYTES);
+        http_reply_error(rq, 431, "invalid_request", NULL, "request headers exceed %d bytes",
+                         MAX_HEADER_BYTES);
         return;
     }
     if (rq->too_large) {
@@ -347,8 +347,8 @@ static void dispatch(struct http_request *rq)
     }
     if (allow[0]) {
         http_reply_add_header(rq, MHD_HTTP_HEADER_ALLOW, allow);
-        http_reply_error(rq, 405, "method_not_allowed", NULL, "method %s is not allowed here; allowed: %s",
-                         rq->method, allow);
+        http_reply_error(rq, 405, "method_not_allowed", NULL,
+                         "method %s is not allowed here; allowed: %s", rq->method, allow);
     } else {
         http_reply_error(rq, 404, "not_found", NULL, "no such endpoint: %s %s", rq->method,
                          rq->path);
@@ -389,9 +389,8 @@ static bool body_append(struct http_request *rq, const char *data, size_t len)
  * that read the other one would find a second request in the body), the
  * host, and the ones the API acts on, where we would silently pick one. */
 static const char *const once_headers[] = {
-    MHD_HTTP_HEADER_CONTENT_LENGTH, MHD_HTTP_HEADER_TRANSFER_ENCODING,
-    MHD_HTTP_HEADER_HOST,           MHD_HTTP_HEADER_AUTHORIZATION,
-    MHD_HTTP_HEADER_CONTENT_TYPE,   "Idempotency-Key",
+    MHD_HTTP_HEADER_CONTENT_LENGTH, MHD_HTTP_HEADER_TRANSFER_ENCODING, MHD_HTTP_HEADER_HOST,
+    MHD_HTTP_HEADER_AUTHORIZATION,  MHD_HTTP_HEADER_CONTENT_TYPE,      "Idempotency-Key",
 };
 enum { ONCE_CL, ONCE_TE, ONCE_HOST, NONCE = sizeof(once_headers) / sizeof(once_headers[0]) };
 
@@ -468,9 +467,8 @@ static enum MHD_Result refuse_on_headers(struct MHD_Connection *conn, struct htt
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct http_server *srv = cls;
     struct http_request *rq = *con_cls;
@@ -487,8 +485,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->state = RQ_READING;
         *con_cls = rq;
         /* A declared length over the cap is refused without reading it. */
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body)
             rq->too_large = true;
         struct header_scan scan = {0};
@@ -501,8 +499,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *problem = headers_problem(&scan, version, why, sizeof(why));
         if (problem)
             return refuse_on_headers(conn, rq, problem);
-        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        const char *te =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
         if (te && strcasecmp(te, "chunked") != 0) {
             snprintf(why, sizeof(why),
                      "Transfer-Encoding '%.64s' is not supported: send the body with "
@@ -622,8 +620,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 struct http_server *http_server_start(const struct http_options *o, const struct http_route *routes,
                                       size_t nroutes, void *app, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char port[16];
     snprintf(port, sizeof(port), "%d", o->port);
@@ -652,15 +650,14 @@ struct http_server *http_server_start(const struct http_options *o, const struct
         flags, (uint16_t)o->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 2),
         MHD_OPTION_CONNECTION_LIMIT, o->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONNECTION_MEMORY,
+        o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK,
+        on_unescape, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
-        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)",
-                 o->host, o->port);
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", o->host,
+                 o->port);
         pthread_mutex_destroy(&srv->mu);
         pthread_cond_destroy(&srv->cv);
         free(srv);

@@ -28,12 +28,12 @@ struct http_route {
 };
 
 struct http_options {
-    const char *host;           /* listen address (numeric or name) */
-    int port;                   /* 0 picks a free port */
-    int threads;                /* MHD thread pool size */
-    size_t max_body_bytes;      /* larger bodies get 413 */
-    unsigned connection_limit;  /* concurrent connections */
-    unsigned timeout_s;         /* idle connection timeout */
+    const char *host;          /* listen address (numeric or name) */
+    int port;                  /* 0 picks a free port */
+    int threads;               /* MHD thread pool size */
+    size_t max_body_bytes;     /* larger bodies get 413 */
+    unsigned connection_limit; /* concurrent connections */
+    unsigned timeout_s;        /* idle connection timeout */
 };
 
 /* Starts listening. routes must outlive the server; app is handed to
@@ -89,9 +89,8 @@ bool http_request_suspend(struct http_request *rq);
 void http_reply_json(struct http_request *rq, unsigned status, json_t *body);
 
 /* Replies {"error":{"code","message","field"?}}; field may be NULL. */
-void http_reply_error(struct http_request *rq, unsigned status, const char *code,
-                      const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void http_reply_error(struct http_request *rq, unsigned status, const char *code, const char *field,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* 503 unavailable, "the server is shutting down", with Retry-After: 1 and
  * the connection closed: every answer a request gets because the server

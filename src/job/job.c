@@ -14,10 +14,8 @@ static const char *const status_names[JOB_STATUS_COUNT] = {
 };
 
 static const char *const mode_names[JOB_MODE_COUNT] = {
-    [JOB_MODE_LEGACY] = "legacy",
-    [JOB_MODE_INPUT] = "input",
-    [JOB_MODE_INPUT_ONLY] = "input_only",
-    [JOB_MODE_OUTPUT] = "output",
+    [JOB_MODE_LEGACY] = "legacy",         [JOB_MODE_INPUT] = "input",
+    [JOB_MODE_INPUT_ONLY] = "input_only", [JOB_MODE_OUTPUT] = "output",
     [JOB_MODE_COMBINED] = "combined",
 };
 

@@ -112,8 +112,8 @@ char *job_event_body(const struct job *j, const char *type, enum job_status stat
         return NULL;
     if (error_json)
         json_object_set_new(data, "error", json_or_null(error_json));
-    json_t *body = json_pack("{s:s, s:o, s:o}", "type", type, "timestamp", job_view_time(now),
-                             "data", data);
+    json_t *body =
+        json_pack("{s:s, s:o, s:o}", "type", type, "timestamp", job_view_time(now), "data", data);
     char *text = body ? json_dumps(body, JSONFMT_FLAGS) : NULL;
     json_decref(body);
     return text;

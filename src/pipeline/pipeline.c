@@ -30,7 +30,7 @@ struct pipeline {
     struct pipeline_options opt;
     pthread_mutex_t mu; /* guards gen, stopping, waiting, ready */
     pthread_cond_t cv;
-    uint64_t gen;       /* bumped by every wake */
+    uint64_t gen; /* bumped by every wake */
     bool stopping;
     /* Jobs whose policy the compiler thread is compiling, and jobs whose
      * compile has finished, in the order they were claimed; the projects
@@ -113,9 +113,9 @@ static void run_step(struct policy *pol, int64_t version, struct policy_scratch 
     ids_new(o->event_id, sizeof(o->event_id), "msg_", now);
     r->event_id = o->event_id;
 
-    const char *text = inbound ? (j->mode == JOB_MODE_LEGACY ? j->message : j->message_input)
-                               : j->message_output;
-    enum policy_direction dir = !inbound                      ? POLICY_OUTBOUND
+    const char *text =
+        inbound ? (j->mode == JOB_MODE_LEGACY ? j->message : j->message_input) : j->message_output;
+    enum policy_direction dir = !inbound                     ? POLICY_OUTBOUND
                                 : j->mode == JOB_MODE_LEGACY ? POLICY_LEGACY
                                                              : POLICY_INBOUND;
     if (step == JOB_STEP_NONE || !text) {
@@ -143,7 +143,8 @@ static void run_step(struct policy *pol, int64_t version, struct policy_scratch 
     bool blocked = res.decision == POLICY_BLOCK;
     policy_result_clear(&res);
 
-    r->to = inbound ? job_status_after_inbound(j->mode, blocked) : job_status_after_outbound(j->mode);
+    r->to =
+        inbound ? job_status_after_inbound(j->mode, blocked) : job_status_after_outbound(j->mode);
     r->filtered = o->filtered;
     r->filtered_unchanged = o->filtered && strcmp(o->filtered, text) == 0;
     r->result_json = o->result_json;
@@ -324,8 +325,8 @@ static void *worker_main(void *arg)
         struct job *jobs = take_ready(p, CLAIM_BATCH, &n);
         bool may_park = !jobs;
         if (!jobs) {
-            int rc = store_work_claim(p->st, clock_now_ms(), p->opt.lease_ms, CLAIM_BATCH, &jobs,
-                                      &n);
+            int rc =
+                store_work_claim(p->st, clock_now_ms(), p->opt.lease_ms, CLAIM_BATCH, &jobs, &n);
             if (rc != STORE_OK || n == 0) {
                 timed_wait(p, gen, IDLE_POLL_MS);
                 continue;
@@ -349,8 +350,10 @@ static void *worker_main(void *arg)
         }
         int rc = m ? store_work_complete(p->st, results, m) : STORE_OK;
         if (rc != STORE_OK)
-            log_warn("pipeline", "could not store %zu results: %s (leases will expire and the "
-                     "jobs run again)", m, store_strerror(rc));
+            log_warn("pipeline",
+                     "could not store %zu results: %s (leases will expire and the "
+                     "jobs run again)",
+                     m, store_strerror(rc));
         for (size_t i = 0; i < m; i++)
             step_out_clear(&outs[i]);
         for (size_t i = 0; i < n; i++)

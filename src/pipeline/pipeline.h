@@ -14,7 +14,7 @@
 struct taskq;
 
 struct pipeline_options {
-    int workers;               /* filtering threads */
+    int workers; /* filtering threads */
     /* Where a policy that is not compiled yet compiles, while the jobs
      * that need it wait (util/taskq.h). It must be stopped before
      * pipeline_stop. NULL: the worker compiles it, holding up the rest of

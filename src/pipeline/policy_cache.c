@@ -102,8 +102,8 @@ void policy_cache_put(struct policy_cache *pc, int64_t project_id, struct policy
     pthread_mutex_unlock(&pc->mu);
 }
 
-static int cache_get(struct policy_cache *pc, int64_t project_id, bool compile,
-                     struct policy **out, int64_t *version)
+static int cache_get(struct policy_cache *pc, int64_t project_id, bool compile, struct policy **out,
+                     int64_t *version)
 {
     *out = NULL;
     int64_t v = 0;

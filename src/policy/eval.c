@@ -719,11 +719,10 @@ size_t policy_scratch_peak_bytes(const struct policy_scratch *s)
 
 size_t policy_scratch_bytes(const struct policy_scratch *s)
 {
-    return s->hcap * sizeof(*s->hits) + s->pcap * sizeof(*s->pending) +
-           s->wcap * sizeof(*s->win) + s->wscap * sizeof(*s->wsorted) +
-           s->wfcap * sizeof(*s->wfirst) + s->gmcap + s->padcap + s->wholecap +
-           s->mcap * sizeof(*s->m) +
-           s->scap * sizeof(*s->scores) + s->ccap * sizeof(*s->counts);
+    return s->hcap * sizeof(*s->hits) + s->pcap * sizeof(*s->pending) + s->wcap * sizeof(*s->win) +
+           s->wscap * sizeof(*s->wsorted) + s->wfcap * sizeof(*s->wfirst) + s->gmcap + s->padcap +
+           s->wholecap + s->mcap * sizeof(*s->m) + s->scap * sizeof(*s->scores) +
+           s->ccap * sizeof(*s->counts);
 }
 
 static double now_ms(void)

@@ -64,11 +64,12 @@ size_t policy_scratch_peak_bytes(const struct policy_scratch *s);
 struct policy_result {
     enum policy_decision decision;
     int rules_evaluated;
-    json_t *rules_triggered; /* array of {"rule_id","type","action","matches":[{"start","end","entity"?}]},
+    json_t *rules_triggered; /* array of
+                                {"rule_id","type","action","matches":[{"start","end","entity"?}]},
                                 offsets in code points of the original text */
     char *filtered;          /* filtered text (NUL-terminated); NULL when decision is BLOCK */
     size_t filtered_len;
-    double latency_ms;       /* wall time of the evaluation */
+    double latency_ms; /* wall time of the evaluation */
 };
 
 /* Evaluates text (len bytes of valid UTF-8) against dir's rules. Fills out

@@ -175,9 +175,10 @@ static const struct pol_detector dets[] = {
      .expr = "(?i)\\b(?:[a-z0-9]+[_-])?(?:password|passwd|pwd|secret|api[_-]?key|apikey|"
              "access[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret|secret[_-]?key|"
              "private[_-]?key|key|token)[\"']?[ \\t]*[:=][ \\t]*[\"']?[^\\s\"'`,;]{8,}",
-     .fast = "(?i)(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|access[_-]?token|"
-             "auth[_-]?token|client[_-]?secret|secret[_-]?key|private[_-]?key|key|token)[\"']?[ \\t]*"
-             "[:=][ \\t]*[\"']?[^\\s\"'`,;]{8,}",
+     .fast =
+         "(?i)(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|access[_-]?token|"
+         "auth[_-]?token|client[_-]?secret|secret[_-]?key|private[_-]?key|key|token)[\"']?[ \\t]*"
+         "[:=][ \\t]*[\"']?[^\\s\"'`,;]{8,}",
      .max_len = 400,
      .guard = GUARD_NONSPACE,
      .validate = check_assignment},

@@ -115,11 +115,12 @@ int sqlite_conn_open(struct conn *c, const char *path, bool reader, bool sync_fu
     }
     /* Other processes (the CLI) may write while the server runs. */
     sqlite3_busy_timeout(c->db, 10000);
-    const char *pragmas = reader ? "PRAGMA query_only=1; PRAGMA foreign_keys=ON;"
-                                 : (sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                                " PRAGMA foreign_keys=ON;"
-                                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                                " PRAGMA foreign_keys=ON;");
+    const char *pragmas = reader
+                              ? "PRAGMA query_only=1; PRAGMA foreign_keys=ON;"
+                              : (sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                             " PRAGMA foreign_keys=ON;"
+                                           : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                             " PRAGMA foreign_keys=ON;");
     char *msg = NULL;
     rc = sqlite3_exec(c->db, pragmas, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
@@ -178,7 +179,6 @@ struct idcache *sqlite_new_jobs(const struct store *st)
     return st->new_jobs;
 }
 
-
 /* A sealed known value proves that the key opening the database is the one
  * that sealed its secrets; otherwise a wrong key would only show later, as
  * webhooks failing for good. The first keyed open stores it. */
@@ -197,8 +197,9 @@ static int check_box(struct conn *c, const struct secretbox *box, char *err, siz
         free(plain);
         free(sealed);
         if (!ok) {
-            snprintf(err, errlen, "the secret key (COLLIE_SECRET_KEY or the .key file beside the "
-                                  "database) is not the one this database was created with");
+            snprintf(err, errlen,
+                     "the secret key (COLLIE_SECRET_KEY or the .key file beside the "
+                     "database) is not the one this database was created with");
             return STORE_IO;
         }
         return STORE_OK;

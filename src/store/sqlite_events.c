@@ -8,14 +8,12 @@
 
 const char *delivery_status_name(enum delivery_status s)
 {
-    static const char *const names[] = {"pending", "delivering", "delivered", "retrying",
-                                        "failed"};
+    static const char *const names[] = {"pending", "delivering", "delivered", "retrying", "failed"};
     return (unsigned)s <= DELIVERY_FAILED ? names[s] : "unknown";
 }
 
-int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
-                        const char *type, enum job_status status_after, int64_t now,
-                        int64_t due_at)
+int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id, const char *type,
+                        enum job_status status_after, int64_t now, int64_t due_at)
 {
     sqlite3_stmt *s = conn_stmt(c, "INSERT INTO events(event_id, job_id, type, status_after,"
                                    " created_at, status, next_attempt_at)"
@@ -210,8 +208,7 @@ static int build_bodies(struct store *st, struct claim_args *a)
 }
 
 int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
-                      const struct store_claim_room *room, struct store_delivery **out,
-                      size_t *n)
+                      const struct store_claim_room *room, struct store_delivery **out, size_t *n)
 {
     *out = NULL;
     *n = 0;

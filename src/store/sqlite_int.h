@@ -35,8 +35,8 @@ struct idq {
 
 struct store {
     struct conn writer;
-    struct idq staged;       /* writer thread only: ids made due by the batch */
-    struct idq workq;        /* guarded by mu: due jobs, in order */
+    struct idq staged; /* writer thread only: ids made due by the batch */
+    struct idq workq;  /* guarded by mu: due jobs, in order */
     pthread_t thread;
     /* Checkpoints (sqlite_writer.c). wal_frames: writer thread. */
     struct conn ckpt;
@@ -46,9 +46,9 @@ struct store {
     pthread_cond_t ckpt_cv;
     bool ckpt_wanted, ckpt_stop;
     int wal_frames;
-    pthread_mutex_t mu;      /* guards the queue, stopping, finished flags */
-    pthread_cond_t work_cv;  /* writer waits for tasks */
-    pthread_cond_t done_cv;  /* sync callers wait for their task */
+    pthread_mutex_t mu;     /* guards the queue, stopping, finished flags */
+    pthread_cond_t work_cv; /* writer waits for tasks */
+    pthread_cond_t done_cv; /* sync callers wait for their task */
     struct wtask *head, *tail;
     bool stopping;
     bool thread_started;
@@ -173,7 +173,7 @@ size_t sqlite_pop_jobs(struct store *st, char (*out)[IDS_MAX_LEN], size_t max);
 /* The columns job_from_row reads, for a query that names the jobs table j. */
 #define JOB_COLUMNS                                                                                \
     "j.id, j.project_id, j.status, j.mode, j.message, j.message_input, j.message_output,"          \
-    " j.webhook_url, j.webhook_secret, j.metadata, j.created_at, j.expires_at, j.completed_at,"   \
+    " j.webhook_url, j.webhook_secret, j.metadata, j.created_at, j.expires_at, j.completed_at,"    \
     " j.filtered_input, j.filtered_output, j.inbound_result, j.outbound_result, j.error,"          \
     " j.filtered_same"
 #define JOB_NCOLUMNS 19
@@ -229,9 +229,8 @@ size_t sqlite_held_pop(struct store *st, struct store_delivery *out, size_t max,
 /* Inserts an event created at now for job_id, due at due_at (now, or
  * EVENT_HELD); status_after is the job's status right after the step the
  * event reports. */
-int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id,
-                        const char *type, enum job_status status_after, int64_t now,
-                        int64_t due_at);
+int sqlite_event_insert(struct conn *c, const char *event_id, const char *job_id, const char *type,
+                        enum job_status status_after, int64_t now, int64_t due_at);
 
 /* True when job_id has an event not yet delivered or failed (writer). */
 int sqlite_event_pending_for(struct conn *c, const char *job_id, bool *pending);

@@ -184,8 +184,8 @@ static size_t len_or_0(const char *s)
 static size_t job_bytes(const struct job *j)
 {
     return sizeof(*j) + len_or_0(j->message) + len_or_0(j->message_input) +
-           len_or_0(j->message_output) + len_or_0(j->webhook_url) +
-           len_or_0(j->webhook_secret) + len_or_0(j->metadata_json);
+           len_or_0(j->message_output) + len_or_0(j->webhook_url) + len_or_0(j->webhook_secret) +
+           len_or_0(j->metadata_json);
 }
 
 /* Leaves a copy of a job being created in new_jobs for its first step.
@@ -247,8 +247,8 @@ int store_job_create(struct store *st, const struct job *job)
 
 /* ---- reads -------------------------------------------------------------- */
 
-int store_job_find_idempotent(struct store *st, int64_t project_id, const char *key,
-                              int64_t since, struct job *out)
+int store_job_find_idempotent(struct store *st, int64_t project_id, const char *key, int64_t since,
+                              struct job *out)
 {
     struct conn *c = store_reader(st);
     sqlite3_stmt *s = conn_stmt(c, "SELECT " JOB_COLUMNS ", i.request_hash FROM idempotency i"
@@ -427,8 +427,8 @@ int store_job_submit_response(struct store *st, int64_t project_id, const char *
 
 /* ---- pipeline work ------------------------------------------------------ */
 
-int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
-                     struct job **out, size_t *n)
+int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max, struct job **out,
+                     size_t *n)
 {
     (void)lease_ms; /* one server per SQLite file: the process itself is the lease */
     *out = NULL;
@@ -507,8 +507,8 @@ static int step_event(struct conn *c, const struct store_step_result *r)
         if (rc != STORE_OK)
             return rc;
         if (!earlier)
-            h = sqlite_held_new(c->owner, r->event_id, r->job_id, r->event_body,
-                                r->webhook_url, r->webhook_secret);
+            h = sqlite_held_new(c->owner, r->event_id, r->job_id, r->event_body, r->webhook_url,
+                                r->webhook_secret);
     }
     int rc = sqlite_event_insert(c, r->event_id, r->job_id, r->event_type, r->to, r->now,
                                  h ? EVENT_HELD : r->now);

@@ -221,8 +221,7 @@ static int policy_set_fn(struct conn *c, struct wtask *t)
     return rc == SQLITE_DONE ? STORE_NOTFOUND : sqlite_fail(c, "set policy", rc);
 }
 
-int store_policy_set(struct store *st, int64_t project_id, const char *json,
-                     int64_t *out_version)
+int store_policy_set(struct store *st, int64_t project_id, const char *json, int64_t *out_version)
 {
     struct policy_args a = {.project_id = project_id, .json = json};
     int rc = store_write(st, policy_set_fn, &a);

@@ -96,8 +96,8 @@ int sqlite_schema_migrate(struct conn *c, char *err, size_t errlen)
 
     int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
     if (version > n) {
-        snprintf(err, errlen, "database schema version %d is newer than this collie (%d)",
-                 version, n);
+        snprintf(err, errlen, "database schema version %d is newer than this collie (%d)", version,
+                 n);
         return STORE_IO;
     }
     for (int v = version; v < n; v++) {
@@ -126,8 +126,7 @@ int sqlite_schema_migrate(struct conn *c, char *err, size_t errlen)
         }
         continue;
     fail:
-        snprintf(err, errlen, "migration %d failed: %s", v + 1,
-                 msg ? msg : sqlite3_errmsg(c->db));
+        snprintf(err, errlen, "migration %d failed: %s", v + 1, msg ? msg : sqlite3_errmsg(c->db));
         sqlite3_free(msg);
         return STORE_IO;
     }

@@ -212,8 +212,8 @@ static void *ckpt_main(void *arg)
             break;
         st->ckpt_wanted = false;
         pthread_mutex_unlock(&st->ckpt_mu);
-        int rc = sqlite3_wal_checkpoint_v2(st->ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                           NULL);
+        int rc =
+            sqlite3_wal_checkpoint_v2(st->ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("store", "checkpoint: %s", sqlite3_errmsg(st->ckpt.db));
         pthread_mutex_lock(&st->ckpt_mu);

@@ -34,9 +34,9 @@ struct store;
 struct secretbox;
 
 struct store_options {
-    int read_connections;   /* pooled read connections (default 4) */
-    int max_batch;          /* writes per group commit (default 512) */
-    bool synchronous_full;  /* fsync on every commit (default true) */
+    int read_connections;  /* pooled read connections (default 4) */
+    int max_batch;         /* writes per group commit (default 512) */
+    bool synchronous_full; /* fsync on every commit (default true) */
     /* Seals webhook secrets at rest (borrowed; must outlive the store).
      * NULL for tools that never read or write jobs. With a box, the store
      * refuses to open a database whose secrets were sealed with another
@@ -101,8 +101,7 @@ int store_policy_get(struct store *st, int64_t project_id, char **json, int64_t 
 /* Just the version (cheap): lets callers keep a compiled policy cached. */
 int store_policy_version(struct store *st, int64_t project_id, int64_t *version);
 /* Replaces the policy; the new version (previous + 1) goes to *out_version. */
-int store_policy_set(struct store *st, int64_t project_id, const char *json,
-                     int64_t *out_version);
+int store_policy_set(struct store *st, int64_t project_id, const char *json, int64_t *out_version);
 
 /* ---- jobs --------------------------------------------------------------- */
 
@@ -115,16 +114,15 @@ typedef void (*store_done_fn)(void *ud, int rc);
  * already used by the project within the idempotency window, the write
  * fails with STORE_CONSTRAINT. Returns STORE_OK when queued (done will be
  * called exactly once), or an error (done is never called). */
-int store_job_create_async(struct store *st, const struct job *job, store_done_fn done,
-                           void *ud);
+int store_job_create_async(struct store *st, const struct job *job, store_done_fn done, void *ud);
 
 /* Synchronous form of the above. */
 int store_job_create(struct store *st, const struct job *job);
 
 /* The job the project created with this idempotency key at or after since
  * (epoch ms). out is filled (caller clears it). */
-int store_job_find_idempotent(struct store *st, int64_t project_id, const char *key,
-                              int64_t since, struct job *out);
+int store_job_find_idempotent(struct store *st, int64_t project_id, const char *key, int64_t since,
+                              struct job *out);
 
 /* Reads one job of the project. out is filled (caller clears it). */
 int store_job_get(struct store *st, int64_t project_id, const char *job_id, struct job *out);
@@ -159,21 +157,21 @@ int store_job_submit_response(struct store *st, int64_t project_id, const char *
  * the stored status stays pending until the step's result is written, and
  * a crash is covered by store_recover. *out is an array
  * of n jobs owned by the caller (job_clear each, then free). */
-int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
-                     struct job **out, size_t *n);
+int store_work_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max, struct job **out,
+                     size_t *n);
 
 /* The outcome of one step, written with its event in one transaction. */
 struct store_step_result {
     const char *job_id;
-    enum job_status from;         /* status the job was claimed in */
-    enum job_status to;           /* status after the step */
+    enum job_status from; /* status the job was claimed in */
+    enum job_status to;   /* status after the step */
     enum job_step step;
-    const char *filtered;         /* filtered text or NULL (blocked) */
-    bool filtered_unchanged;      /* filtered equals the step's input text */
-    const char *result_json;      /* the direction's result object */
-    const char *error_json;       /* for failed jobs, else NULL */
-    const char *event_type;       /* JOB_EVENT_*; its body is built from the job */
-    const char *event_id;         /* "msg_…" */
+    const char *filtered;    /* filtered text or NULL (blocked) */
+    bool filtered_unchanged; /* filtered equals the step's input text */
+    const char *result_json; /* the direction's result object */
+    const char *error_json;  /* for failed jobs, else NULL */
+    const char *event_type;  /* JOB_EVENT_*; its body is built from the job */
+    const char *event_id;    /* "msg_…" */
     int64_t now;
     /* Optional, all three or none: the event's body exactly as
      * job_event_body_for would build it from the job after this step, and
@@ -210,13 +208,13 @@ const char *delivery_status_name(enum delivery_status s);
 
 /* One event as claimed by the dispatcher. Strings owned; store_deliveries_free. */
 struct store_delivery {
-    int64_t seq;          /* store's event row id */
+    int64_t seq; /* store's event row id */
     char event_id[IDS_MAX_LEN];
     char job_id[IDS_MAX_LEN];
     char *url;
-    char *secret;         /* "whsec_…" */
-    char *payload;        /* the body, rebuilt from the job (job_event_body_for) */
-    int attempts;         /* attempts made before this one */
+    char *secret;  /* "whsec_…" */
+    char *payload; /* the body, rebuilt from the job (job_event_body_for) */
+    int attempts;  /* attempts made before this one */
     /* True when the claim was written (a lease): an event the caller does
      * not start is due again when the lease ends. False for one handed
      * over in memory (see store_event_claim), which the caller must start. */
@@ -254,8 +252,7 @@ struct store_claim_room {
  * leased false when handed over in memory, true when claimed from the
  * database. */
 int store_event_claim(struct store *st, int64_t now, int64_t lease_ms, size_t max,
-                      const struct store_claim_room *room, struct store_delivery **out,
-                      size_t *n);
+                      const struct store_claim_room *room, struct store_delivery **out, size_t *n);
 void store_deliveries_free(struct store_delivery *d, size_t n);
 
 /* Gives back an event that store_event_claim handed over in memory (leased
@@ -270,17 +267,16 @@ struct store_attempt {
     int64_t seq;
     int64_t started_at;
     int64_t duration_ms;
-    int status_code;          /* HTTP status, 0 when no response */
-    const char *error;        /* NULL on a response */
+    int status_code;           /* HTTP status, 0 when no response */
+    const char *error;         /* NULL on a response */
     enum delivery_status next; /* DELIVERED, RETRYING or FAILED */
-    int64_t next_attempt_at;  /* when RETRYING */
+    int64_t next_attempt_at;   /* when RETRYING */
 };
 
 /* Records attempts and moves their events on. Large batches are written in
  * several transactions, in order; on failure *recorded says how many of
  * the first attempts were recorded (the rest were not). */
-int store_event_record(struct store *st, const struct store_attempt *a, size_t n,
-                       size_t *recorded);
+int store_event_record(struct store *st, const struct store_attempt *a, size_t n, size_t *recorded);
 
 /* Latest event's delivery state of a job, for GET. STORE_NOTFOUND when the
  * job has no event yet. Strings owned by the caller (free url). */
@@ -288,7 +284,7 @@ struct store_delivery_state {
     char *url;
     enum delivery_status status;
     int attempts;
-    int response_code;        /* 0 = none */
+    int response_code; /* 0 = none */
     int64_t delivered_at;
     int64_t next_attempt_at;
 };

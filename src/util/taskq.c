@@ -23,8 +23,8 @@ struct taskq {
     struct task *head, *tail;
     struct task *first_tail; /* the last task queued by taskq_submit_first */
     size_t pending, max_pending;
-    uint64_t round;      /* of the last task started by taskq_submit */
-    int64_t owner;       /* of that task, while it runs */
+    uint64_t round; /* of the last task started by taskq_submit */
+    int64_t owner;  /* of that task, while it runs */
     bool owner_running;
     bool stopping;
     char name[16];
@@ -121,7 +121,7 @@ static bool submit(struct taskq *q, int64_t owner, taskq_fn fn, void *ud, bool f
         if (!first)
             t->round = round_for(q, owner);
         /* after the last task that came first, else at the end */
-        struct task **link = !first ? (q->tail ? &q->tail->next : &q->head)
+        struct task **link = !first          ? (q->tail ? &q->tail->next : &q->head)
                              : q->first_tail ? &q->first_tail->next
                                              : &q->head;
         t->next = *link;

@@ -103,8 +103,8 @@ struct xfer {
     int64_t started_at; /* epoch ms */
     int64_t started_ns; /* monotonic */
     int64_t deadline_ns;
-    size_t received; /* response body bytes read */
-    bool capped;     /* the body went past max_response_bytes; we stopped reading */
+    size_t received;    /* response body bytes read */
+    bool capped;        /* the body went past max_response_bytes; we stopped reading */
     bool headers_ended; /* the final response's header block ended (on_header) */
     /* Set by on_open_socket: the first address refused, how many were, and
      * how many sockets were opened to allowed addresses. */
@@ -142,8 +142,8 @@ struct webhook_dispatcher {
      * request itself at thousands of attempts a second. */
     CURL **idle;
     size_t nidle;
-    int last_claim_rc;           /* to log store trouble once, not 4×/s */
-    int64_t deep_claim_ns;       /* when a claim next looks past many (monotonic) */
+    int last_claim_rc;     /* to log store trouble once, not 4×/s */
+    int64_t deep_claim_ns; /* when a claim next looks past many (monotonic) */
     /* The receivers claim_room said yes to in the claim under way (distinct;
      * at most one per event claimed, so max_in_flight entries). */
     struct receiver **admitting;
@@ -458,8 +458,7 @@ static bool check_url(const struct webhook_dispatcher *d, const char *url, char 
         snprintf(why, cap, "refused: the webhook URL is not a valid absolute URL");
         goto done;
     }
-    if (strcasecmp(scheme, "https") != 0 &&
-        !(d->o.allow_http && strcasecmp(scheme, "http") == 0)) {
+    if (strcasecmp(scheme, "https") != 0 && !(d->o.allow_http && strcasecmp(scheme, "http") == 0)) {
         snprintf(why, cap, "%s",
                  d->o.allow_http ? "refused: the webhook URL must use http or https"
                                  : "refused: the webhook URL must use https (http:// is "
@@ -582,8 +581,8 @@ static int xfer_start(struct webhook_dispatcher *d, struct receiver *rcv,
     CURL *e = x->easy;
     bool bad = false;
     bad |= curl_easy_setopt(e, CURLOPT_URL, dl->url) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,
-                            d->o.allow_http ? "http,https" : "https") != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, d->o.allow_http ? "http,https" : "https") !=
+           CURLE_OK;
     /* A redirect is a failed attempt, never a hop to somewhere else. */
     bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
     /* No proxy from the environment: deliveries go where the URL says, and

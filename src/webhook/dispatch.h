@@ -20,8 +20,8 @@
 
 struct webhook_options {
     struct webhook_schedule schedule;
-    int64_t timeout_ms;        /* per attempt (default 15000) */
-    size_t max_in_flight;      /* concurrent deliveries (default 1000) */
+    int64_t timeout_ms;   /* per attempt (default 15000) */
+    size_t max_in_flight; /* concurrent deliveries (default 1000) */
     /* Connections to one receiver (scheme, host and port), and the attempts
      * in flight to it below which new events for it are started (default
      * 256): see "receivers" in dispatch.c. */

@@ -28,9 +28,8 @@ static enum job_status run(enum job_mode m, bool blocked, bool submit_response, 
             return s;
         }
         s = job_status_on_claim(s, m);
-        assert_int_equal(step == JOB_STEP_INBOUND ? JOB_PROCESSING_INBOUND
-                                                  : JOB_PROCESSING_OUTBOUND,
-                         s);
+        assert_int_equal(
+            step == JOB_STEP_INBOUND ? JOB_PROCESSING_INBOUND : JOB_PROCESSING_OUTBOUND, s);
         s = step == JOB_STEP_INBOUND ? job_status_after_inbound(m, blocked)
                                      : job_status_after_outbound(m);
         (*steps)++;

@@ -54,8 +54,9 @@ static void test_long_match_at_the_end(void **state)
 {
     (void)state;
     struct policy_scratch *s = policy_scratch_new();
-    struct policy *p = compile_doc("{\"inbound\":[{\"id\":\"tag\",\"type\":\"regex\","
-                                   "\"action\":\"redact\",\"pattern\":\"<secret>[a-z ]+</secret>\"}]}");
+    struct policy *p =
+        compile_doc("{\"inbound\":[{\"id\":\"tag\",\"type\":\"regex\","
+                    "\"action\":\"redact\",\"pattern\":\"<secret>[a-z ]+</secret>\"}]}");
     enum { BODY = 9000 };
     char *text = malloc(BODY + 64);
     assert_non_null(text);
@@ -82,7 +83,8 @@ static void test_long_match_at_the_end(void **state)
     n += (size_t)sprintf(key, "my key: -----BEGIN RSA PRIVATE KEY-----\n");
     for (int line = 0; line < 185; line++) {
         for (int i = 0; i < 64; i++)
-            key[n++] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(line * 7 + i * 13) % 64];
+            key[n++] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                [(line * 7 + i * 13) % 64];
         key[n++] = '\n';
     }
     n += (size_t)sprintf(key + n, "-----END RSA PRIVATE KEY-----");

@@ -56,12 +56,12 @@ static struct job make_job(int64_t project, enum job_mode mode, int64_t now)
     j.status = JOB_PENDING;
     j.mode = mode;
     j.message = mode == JOB_MODE_LEGACY ? "legacy text" : NULL;
-    j.message_input = (mode == JOB_MODE_INPUT || mode == JOB_MODE_INPUT_ONLY ||
-                       mode == JOB_MODE_COMBINED)
-                          ? "input text"
-                          : NULL;
-    j.message_output = (mode == JOB_MODE_OUTPUT || mode == JOB_MODE_COMBINED) ? "output text"
-                                                                               : NULL;
+    j.message_input =
+        (mode == JOB_MODE_INPUT || mode == JOB_MODE_INPUT_ONLY || mode == JOB_MODE_COMBINED)
+            ? "input text"
+            : NULL;
+    j.message_output =
+        (mode == JOB_MODE_OUTPUT || mode == JOB_MODE_COMBINED) ? "output text" : NULL;
     j.webhook_url = "https://example.com/hook";
     j.webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     j.metadata_json = "{\"k\":1}";
@@ -80,8 +80,8 @@ static void claim_one(struct store *st, struct job *out)
     free(jobs);
 }
 
-static void complete(struct store *st, const struct job *j, enum job_status to, const char *filtered,
-                     bool unchanged)
+static void complete(struct store *st, const struct job *j, enum job_status to,
+                     const char *filtered, bool unchanged)
 {
     char event_id[IDS_MAX_LEN];
     ids_new(event_id, sizeof(event_id), "msg_", clock_now_ms());
@@ -202,8 +202,8 @@ static void test_list_newest_first_with_filters(void **state)
     struct fixture *f = *state;
     char ids[5][IDS_MAX_LEN];
     for (int i = 0; i < 5; i++) {
-        struct job j = make_job(f->project, i < 2 ? JOB_MODE_INPUT_ONLY : JOB_MODE_INPUT,
-                                clock_now_ms());
+        struct job j =
+            make_job(f->project, i < 2 ? JOB_MODE_INPUT_ONLY : JOB_MODE_INPUT, clock_now_ms());
         assert_int_equal(store_job_create(f->s.st, &j), STORE_OK);
         strcpy(ids[i], j.id);
     }
@@ -228,14 +228,14 @@ static void test_list_newest_first_with_filters(void **state)
         complete(f->s.st, &c, job_status_after_inbound(c.mode, false), c.message_input, true);
         job_clear(&c);
     }
-    assert_int_equal(store_job_list(f->s.st, f->project, 1u << JOB_COMPLETED, 0, 10, &rows, &n,
-                                    &total),
-                     STORE_OK);
+    assert_int_equal(
+        store_job_list(f->s.st, f->project, 1u << JOB_COMPLETED, 0, 10, &rows, &n, &total),
+        STORE_OK);
     assert_int_equal(total, 2);
     store_job_summaries_free(rows, n);
-    assert_int_equal(store_job_list(f->s.st, f->project, 1u << JOB_AWAITING_RESPONSE, 0, 10, &rows,
-                                    &n, &total),
-                     STORE_OK);
+    assert_int_equal(
+        store_job_list(f->s.st, f->project, 1u << JOB_AWAITING_RESPONSE, 0, 10, &rows, &n, &total),
+        STORE_OK);
     assert_int_equal(total, 3);
     assert_int_equal(n, 3);
     assert_string_equal(rows[0].metadata_json, "{\"k\":1}");
@@ -280,25 +280,25 @@ static void test_combined_job_steps_and_event_order(void **state)
     /* Two events, but only the first is deliverable until it is done. */
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
     assert_non_null(strstr(d[0].payload, "\"status\":\"processing_outbound\""));
     assert_non_null(strstr(d[0].payload, "input [REDACTED:X]"));
     int64_t seq = d[0].seq;
     store_deliveries_free(d, n);
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 0);
 
-    struct store_attempt a = {.seq = seq, .started_at = clock_now_ms(), .duration_ms = 3,
-                              .status_code = 500, .next = DELIVERY_RETRYING,
+    struct store_attempt a = {.seq = seq,
+                              .started_at = clock_now_ms(),
+                              .duration_ms = 3,
+                              .status_code = 500,
+                              .next = DELIVERY_RETRYING,
                               .next_attempt_at = clock_now_ms() + 3600000};
     record(f, &a);
     /* Retrying later: the second event still waits behind it. */
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 0);
     struct store_delivery_state ds;
     assert_int_equal(store_delivery_state(f->s.st, j.id, &ds), STORE_OK);
@@ -308,8 +308,7 @@ static void test_combined_job_steps_and_event_order(void **state)
     size_t count;
     assert_int_equal(store_event_redeliver(f->s.st, f->project, j.id, clock_now_ms(), &count),
                      STORE_OK);
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_int_equal(d[0].seq, seq);
     assert_int_equal(d[0].attempts, 1);
@@ -318,8 +317,7 @@ static void test_combined_job_steps_and_event_order(void **state)
     a.next = DELIVERY_DELIVERED;
     record(f, &a);
 
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_OUTBOUND_COMPLETE));
     assert_non_null(strstr(d[0].payload, "\"filtered_content\":\"output text\""));
@@ -376,8 +374,11 @@ static void test_prepared_body_matches_rebuilt(void **state)
         assert_string_equal(d[0].payload, prepared);
         assert_string_equal(d[0].url, c.webhook_url);
         assert_string_equal(d[0].secret, c.webhook_secret);
-        struct store_attempt a = {.seq = d[0].seq, .started_at = clock_now_ms(), .duration_ms = 1,
-                                  .status_code = 500, .next = DELIVERY_RETRYING,
+        struct store_attempt a = {.seq = d[0].seq,
+                                  .started_at = clock_now_ms(),
+                                  .duration_ms = 1,
+                                  .status_code = 500,
+                                  .next = DELIVERY_RETRYING,
                                   .next_attempt_at = clock_now_ms()};
         store_deliveries_free(d, n);
         record(f, &a);
@@ -403,17 +404,24 @@ static void test_prepared_body_matches_rebuilt(void **state)
     char event_id[IDS_MAX_LEN];
     create_and_claim(f, JOB_MODE_INPUT_ONLY, &c, event_id);
     struct store_step_result r = {
-        .job_id = c.id, .from = c.status, .to = JOB_COMPLETED, .step = JOB_STEP_INBOUND,
-        .filtered = c.message_input, .filtered_unchanged = true, .result_json = "{}",
-        .event_type = JOB_EVENT_INBOUND_COMPLETE, .event_id = event_id, .now = clock_now_ms(),
-        .event_body = "{\"marker\":1}", .webhook_url = "https://m.example/h",
+        .job_id = c.id,
+        .from = c.status,
+        .to = JOB_COMPLETED,
+        .step = JOB_STEP_INBOUND,
+        .filtered = c.message_input,
+        .filtered_unchanged = true,
+        .result_json = "{}",
+        .event_type = JOB_EVENT_INBOUND_COMPLETE,
+        .event_id = event_id,
+        .now = clock_now_ms(),
+        .event_body = "{\"marker\":1}",
+        .webhook_url = "https://m.example/h",
         .webhook_secret = c.webhook_secret,
     };
     assert_int_equal(store_work_complete(f->s.st, &r, 1), STORE_OK);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].payload, "{\"marker\":1}");
     assert_string_equal(d[0].url, "https://m.example/h");
@@ -428,13 +436,19 @@ static void complete_with_body(struct store *st, const struct job *c, enum job_s
 {
     bool inbound = c->status == JOB_PROCESSING_INBOUND;
     struct store_step_result r = {
-        .job_id = c->id, .from = c->status, .to = to,
+        .job_id = c->id,
+        .from = c->status,
+        .to = to,
         .step = inbound ? JOB_STEP_INBOUND : JOB_STEP_OUTBOUND,
-        .filtered = inbound ? c->message_input : c->message_output, .filtered_unchanged = true,
+        .filtered = inbound ? c->message_input : c->message_output,
+        .filtered_unchanged = true,
         .result_json = "{}",
         .event_type = inbound ? JOB_EVENT_INBOUND_COMPLETE : JOB_EVENT_OUTBOUND_COMPLETE,
-        .event_id = event_id, .now = clock_now_ms(), .event_body = body,
-        .webhook_url = c->webhook_url, .webhook_secret = c->webhook_secret,
+        .event_id = event_id,
+        .now = clock_now_ms(),
+        .event_body = body,
+        .webhook_url = c->webhook_url,
+        .webhook_secret = c->webhook_secret,
     };
     assert_int_equal(store_work_complete(st, &r, 1), STORE_OK);
 }
@@ -444,8 +458,7 @@ static int64_t claim_event(struct fixture *f, const char *event_id, const char *
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, event_id);
     if (payload)
@@ -459,15 +472,17 @@ static void assert_nothing_due(struct fixture *f)
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 0);
 }
 
 static void record_delivered(struct fixture *f, int64_t seq)
 {
-    struct store_attempt a = {.seq = seq, .started_at = clock_now_ms(), .duration_ms = 1,
-                              .status_code = 200, .next = DELIVERY_DELIVERED};
+    struct store_attempt a = {.seq = seq,
+                              .started_at = clock_now_ms(),
+                              .duration_ms = 1,
+                              .status_code = 200,
+                              .next = DELIVERY_DELIVERED};
     record(f, &a);
 }
 
@@ -499,8 +514,10 @@ static void test_record_large_batch(void **state)
     assert_int_equal(n, N);
     struct store_attempt *a = calloc(N, sizeof(*a));
     for (size_t i = 0; i < n; i++)
-        a[i] = (struct store_attempt){.seq = d[i].seq, .started_at = clock_now_ms(),
-                                      .duration_ms = 1, .status_code = 200,
+        a[i] = (struct store_attempt){.seq = d[i].seq,
+                                      .started_at = clock_now_ms(),
+                                      .duration_ms = 1,
+                                      .status_code = 200,
                                       .next = DELIVERY_DELIVERED};
     store_deliveries_free(d, n);
     size_t recorded = 0;
@@ -531,10 +548,18 @@ static void test_held_events(void **state)
     char ev1[IDS_MAX_LEN], ev2[IDS_MAX_LEN];
     create_and_claim(f, JOB_MODE_COMBINED, &c, ev1);
     struct store_step_result r = {
-        .job_id = c.id, .from = c.status, .to = JOB_PROCESSING_OUTBOUND,
-        .step = JOB_STEP_INBOUND, .filtered = c.message_input, .filtered_unchanged = true,
-        .result_json = "{}", .event_type = JOB_EVENT_INBOUND_COMPLETE, .event_id = ev1,
-        .now = clock_now_ms(), .webhook_url = c.webhook_url, .webhook_secret = c.webhook_secret,
+        .job_id = c.id,
+        .from = c.status,
+        .to = JOB_PROCESSING_OUTBOUND,
+        .step = JOB_STEP_INBOUND,
+        .filtered = c.message_input,
+        .filtered_unchanged = true,
+        .result_json = "{}",
+        .event_type = JOB_EVENT_INBOUND_COMPLETE,
+        .event_id = ev1,
+        .now = clock_now_ms(),
+        .webhook_url = c.webhook_url,
+        .webhook_secret = c.webhook_secret,
     };
     char *body = job_event_body_after_step(&c, &r);
     assert_non_null(body);
@@ -604,8 +629,7 @@ static void test_held_events(void **state)
     assert_int_equal(count, 1);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].event_id, ev3);
     assert_non_null(strstr(d[0].payload, JOB_EVENT_INBOUND_COMPLETE));
@@ -655,8 +679,7 @@ static void test_unclaimed_held_event_is_due_again(void **state)
     held_event_for(f, "https://a.example/hook", ev, job_id);
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 1);
     assert_false(d[0].leased);
     int64_t seq = d[0].seq;
@@ -690,8 +713,7 @@ static void claim_exactly(struct fixture *f, const char *a, const char *b)
 {
     struct store_delivery *d;
     size_t n;
-    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n),
-                     STORE_OK);
+    assert_int_equal(store_event_claim(f->s.st, clock_now_ms(), 30000, 10, NULL, &d, &n), STORE_OK);
     assert_int_equal(n, 2);
     assert_string_equal(d[0].event_id, a);
     assert_string_equal(d[1].event_id, b);
@@ -807,8 +829,10 @@ static void test_response_submission_states(void **state)
     complete(f->s.st, &c, JOB_AWAITING_RESPONSE, c.message_input, true);
     job_clear(&c);
     assert_int_equal(store_job_submit_response(f->s.st, f->other, j.id, "r", now), STORE_NOTFOUND);
-    assert_int_equal(store_job_submit_response(f->s.st, f->project, j.id, "llm says", now), STORE_OK);
-    assert_int_equal(store_job_submit_response(f->s.st, f->project, j.id, "again", now), STORE_STATE);
+    assert_int_equal(store_job_submit_response(f->s.st, f->project, j.id, "llm says", now),
+                     STORE_OK);
+    assert_int_equal(store_job_submit_response(f->s.st, f->project, j.id, "again", now),
+                     STORE_STATE);
     claim_one(f->s.st, &c);
     assert_int_equal(c.status, JOB_PROCESSING_OUTBOUND);
     assert_string_equal(c.message_output, "llm says");
@@ -942,8 +966,8 @@ static void test_new_job_handed_over_as_stored(void **state)
     enum { N = 3 };
     char ids[N][IDS_MAX_LEN];
     for (int i = 0; i < N; i++) {
-        struct job j = make_job(f->project, i == 1 ? JOB_MODE_LEGACY : JOB_MODE_COMBINED,
-                                clock_now_ms());
+        struct job j =
+            make_job(f->project, i == 1 ? JOB_MODE_LEGACY : JOB_MODE_COMBINED, clock_now_ms());
         j.metadata_json = i == 2 ? NULL : "{\"k\":1}";
         snprintf(ids[i], sizeof(ids[i]), "%s", j.id);
         assert_int_equal(store_job_create_async(f->s.st, &j, count_done, &a), STORE_OK);
@@ -1012,8 +1036,8 @@ static void test_schema_1_upgraded(void **state)
     f->s.st = store_open(f->s.path, NULL, err, sizeof(err));
     assert_non_null(f->s.st);
     assert_int_equal(sql_int(f->s.path, "PRAGMA user_version"), 2);
-    assert_int_equal(sql_int(f->s.path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_due'"),
-                     0);
+    assert_int_equal(
+        sql_int(f->s.path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_due'"), 0);
     struct job got;
     assert_int_equal(store_job_get(f->s.st, f->project, j.id, &got), STORE_OK);
     job_clear(&got);
@@ -1081,9 +1105,9 @@ static void test_secrets_sealed_at_rest(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
     sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT webhook_secret FROM jobs WHERE id = ?1", -1,
-                                        &s, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT webhook_secret FROM jobs WHERE id = ?1", -1, &s, NULL),
+        SQLITE_OK);
     sqlite3_bind_text(s, 1, j.id, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     const char *raw = (const char *)sqlite3_column_text(s, 0);
@@ -1102,7 +1126,8 @@ static void test_secrets_sealed_at_rest(void **state)
     f->s.st = store_open(f->s.path, &o, err, sizeof(err));
     assert_non_null(f->s.st);
     store_close(f->s.st);
-    f->s.st = store_open(f->s.path, NULL, err, sizeof(err)); /* teardown closes it before the boxes go */
+    f->s.st =
+        store_open(f->s.path, NULL, err, sizeof(err)); /* teardown closes it before the boxes go */
     secretbox_free(box);
     secretbox_free(wrong);
 }

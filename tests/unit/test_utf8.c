@@ -44,9 +44,9 @@ static void test_ill_formed_sequences(void **state)
     assert_int_equal(seq("\xF4\x90\x80\x80"), 0); /* past U+10FFFF */
     assert_int_equal(seq("\xF5\x80\x80\x80"), 0);
     assert_int_equal(seq("\xFF"), 0);
-    assert_int_equal(seq("\xC3"), 0);             /* cut after the lead byte */
-    assert_int_equal(seq("\xE2\x82"), 0);         /* cut inside */
-    assert_int_equal(seq("\xE2\x41\x41"), 0);     /* not a continuation byte */
+    assert_int_equal(seq("\xC3"), 0);         /* cut after the lead byte */
+    assert_int_equal(seq("\xE2\x82"), 0);     /* cut inside */
+    assert_int_equal(seq("\xE2\x41\x41"), 0); /* not a continuation byte */
     /* the length given is what counts, not the bytes beyond it */
     assert_int_equal(utf8_sequence_len("\xC3\xA9", 1), 0);
 }
@@ -64,7 +64,7 @@ static void test_scrub_keeps_valid_text(void **state)
 static void test_scrub_replaces_each_bad_byte(void **state)
 {
     (void)state;
-    char cut[] = "page=aaa\xC3";         /* a two-byte character cut by a %.Ns */
+    char cut[] = "page=aaa\xC3";            /* a two-byte character cut by a %.Ns */
     char bad[] = "/v1/\xFF/x\xED\xA0\x80y"; /* a raw byte and a surrogate */
     char stray[] = "\x80\xC3\xA9\x80";
     utf8_scrub(cut);
@@ -98,10 +98,13 @@ static void test_chars(void **state)
     (void)state;
     assert_int_equal(utf8_chars("", 0), 0);
     assert_int_equal(utf8_chars("abc", 3), 3);
-    assert_int_equal(utf8_chars("\xC3\xA9\xC3\xA9", 4), 2);        /* éé */
-    assert_int_equal(utf8_chars("a\xF0\x9F\x98\x80" "b", 6), 3);      /* a😀b */
-    assert_int_equal(utf8_chars("\xC3\xC3\xA9\xFF", 4), 3);        /* stray, é, stray */
-    assert_int_equal(utf8_chars("\xE2\x82", 2), 2);                /* cut short */
+    assert_int_equal(utf8_chars("\xC3\xA9\xC3\xA9", 4), 2); /* éé */
+    assert_int_equal(utf8_chars("a\xF0\x9F\x98\x80"
+                                "b",
+                                6),
+                     3);                                    /* a😀b */
+    assert_int_equal(utf8_chars("\xC3\xC3\xA9\xFF", 4), 3); /* stray, é, stray */
+    assert_int_equal(utf8_chars("\xE2\x82", 2), 2);         /* cut short */
 }
 
 int main(void)

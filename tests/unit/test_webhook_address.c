@@ -262,10 +262,10 @@ static void test_url_literals_refused(void **state)
     } refused[] = {
         {"https://127.0.0.1/hook", "127.0.0.1 is a loopback address"},
         {"https://127.0.0.1:8443/hook", "127.0.0.1 is a loopback address"},
-        {"http://2130706433/", "127.0.0.1 is a loopback address"}, /* decimal */
-        {"http://0x7f.1/", "127.0.0.1 is a loopback address"},     /* hex + short */
-        {"http://0177.0.0.1/", "127.0.0.1 is a loopback address"}, /* octal */
-        {"http://127.1/", "127.0.0.1 is a loopback address"},      /* short */
+        {"http://2130706433/", "127.0.0.1 is a loopback address"},      /* decimal */
+        {"http://0x7f.1/", "127.0.0.1 is a loopback address"},          /* hex + short */
+        {"http://0177.0.0.1/", "127.0.0.1 is a loopback address"},      /* octal */
+        {"http://127.1/", "127.0.0.1 is a loopback address"},           /* short */
         {"https://127.0.0.1./hook", "127.0.0.1 is a loopback address"}, /* the root */
         {"https://10.0.0.5./", "10.0.0.5 is a private address"},
         {"https://0/", "0.0.0.0 is an unspecified address"},
