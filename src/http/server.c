@@ -192,6 +192,9 @@ static void reply_set(struct http_request *rq, unsigned status, struct MHD_Respo
     }
     rq->status = status;
     rq->resp = resp;
+    /* Read now: once resumed, the request may be finished and freed on its
+     * MHD thread before this function returns. */
+    double seconds = (double)(clock_mono_ns() - rq->received_ns) / 1e9;
     bool resume = rq->suspended;
     rq->suspended = false;
     if (rq->state == RQ_SUSPENDED || rq->state == RQ_HANDLING)
@@ -203,8 +206,7 @@ static void reply_set(struct http_request *rq, unsigned status, struct MHD_Respo
     pthread_mutex_unlock(&rq->mu);
 
     metrics_inc(METRIC_HTTP_REQUESTS);
-    metrics_observe(METRIC_H_HTTP_REQUEST_SECONDS,
-                    (double)(clock_mono_ns() - rq->received_ns) / 1e9);
+    metrics_observe(METRIC_H_HTTP_REQUEST_SECONDS, seconds);
     if (status >= 500)
         metrics_inc(METRIC_HTTP_ERRORS_5XX);
     else if (status >= 400)
