@@ -146,6 +146,20 @@ int store_submit(struct store *st, struct wtask *t);
  * first failure's code. */
 size_t store_write_chain(struct store *st, struct wtask *t, size_t n, int *rc);
 
+/* One chunk of a caller's array: the arg of a store_write_chunks task. */
+struct wchunk {
+    const void *items; /* the chunk's first item */
+    size_t n;
+};
+
+/* Background work on the n items at items (item_size bytes each), as a
+ * store_write_chain of tasks running fn on at most `per` items each (t->arg
+ * is a struct wchunk). Returns how many items committed, always a prefix
+ * of the array; *rc as for store_write_chain (STORE_NOMEM and 0 when the
+ * tasks cannot be made). */
+size_t store_write_chunks(struct store *st, int (*fn)(struct conn *, struct wtask *),
+                          const void *items, size_t item_size, size_t n, size_t per, int *rc);
+
 /* Queues t and waits until its transaction committed; returns t's rc. */
 int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg);
 /* The same for background work (wtask.background). */

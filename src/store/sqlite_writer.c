@@ -472,6 +472,33 @@ size_t store_write_chain(struct store *st, struct wtask *t, size_t n, int *rc)
     return write_tasks(st, t, n, rc);
 }
 
+size_t store_write_chunks(struct store *st, int (*fn)(struct conn *, struct wtask *),
+                          const void *items, size_t item_size, size_t n, size_t per, int *rc)
+{
+    size_t chunks = (n + per - 1) / per;
+    *rc = STORE_OK;
+    if (chunks == 0)
+        return 0;
+    struct wtask *t = calloc(chunks, sizeof(*t));
+    struct wchunk *c = calloc(chunks, sizeof(*c));
+    if (!t || !c) {
+        free(t);
+        free(c);
+        *rc = STORE_NOMEM;
+        return 0;
+    }
+    for (size_t i = 0; i < chunks; i++) {
+        c[i].items = (const char *)items + i * per * item_size;
+        c[i].n = i + 1 < chunks ? per : n - i * per;
+        t[i].fn = fn;
+        t[i].arg = &c[i];
+    }
+    size_t done = store_write_chain(st, t, chunks, rc);
+    free(t);
+    free(c);
+    return done == chunks ? n : done * per;
+}
+
 int store_write(struct store *st, int (*fn)(struct conn *, struct wtask *), void *arg)
 {
     return write_sync(st, fn, arg, false);

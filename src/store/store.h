@@ -182,8 +182,11 @@ struct store_step_result {
     const char *webhook_secret;
 };
 
-/* Applies step results (each in its own savepoint; a job no longer in
- * status 'from' — e.g. expired meanwhile — is skipped). */
+/* Applies step results, a few per writer task so that a group of 202s
+ * waits for few of them (a job no longer in status 'from' — e.g. expired
+ * meanwhile — is skipped). A failure undoes its task's results and stops
+ * the tasks after it; the results not written go back to the work queue,
+ * to run again. */
 int store_work_complete(struct store *st, const struct store_step_result *r, size_t n);
 
 /* Expires due jobs (each gets a job.expired event) and deletes jobs

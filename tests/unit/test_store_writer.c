@@ -199,6 +199,66 @@ static void test_chain_stops_at_first_failure(void **state)
     assert_true(meta_has(f, "ok-a") && meta_has(f, "ok-b"));
 }
 
+/* Items 0..9 as chunks: which chunk saw which items, in which group; the
+ * item whose value is `poison` fails its chunk. */
+struct chunk_log {
+    int first[8], n[8];
+    uint64_t group[8];
+    int chunks;
+    int poison;
+};
+static struct chunk_log chunk_log;
+
+static int chunk_fn(struct conn *c, struct wtask *t)
+{
+    const struct wchunk *ch = t->arg;
+    const int *items = ch->items;
+    int k = chunk_log.chunks++;
+    chunk_log.first[k] = items[0];
+    chunk_log.n[k] = (int)ch->n;
+    chunk_log.group[k] = c->owner->groups + 1;
+    for (size_t i = 0; i < ch->n; i++)
+        if (items[i] == chunk_log.poison)
+            return STORE_IO;
+    return STORE_OK;
+}
+
+/* store_write_chunks cuts the array into chunks of at most `per` items,
+ * committed in order; a failing chunk stops the rest, and the count
+ * committed is the items before it. */
+static void test_chunks_cut_in_order_and_stop_at_failure(void **state)
+{
+    struct scratch *f = *state;
+    int items[10];
+    for (int i = 0; i < 10; i++)
+        items[i] = i;
+    int rc;
+    memset(&chunk_log, 0, sizeof(chunk_log));
+    chunk_log.poison = -1;
+    assert_int_equal(store_write_chunks(f->st, chunk_fn, items, sizeof(int), 10, 4, &rc), 10);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(chunk_log.chunks, 3);
+    assert_int_equal(chunk_log.first[0], 0);
+    assert_int_equal(chunk_log.n[0], 4);
+    assert_int_equal(chunk_log.first[1], 4);
+    assert_int_equal(chunk_log.n[1], 4);
+    assert_int_equal(chunk_log.first[2], 8);
+    assert_int_equal(chunk_log.n[2], 2);
+    assert_true(chunk_log.group[0] <= chunk_log.group[1] &&
+                chunk_log.group[1] <= chunk_log.group[2]);
+
+    memset(&chunk_log, 0, sizeof(chunk_log));
+    chunk_log.poison = 5;
+    assert_int_equal(store_write_chunks(f->st, chunk_fn, items, sizeof(int), 10, 4, &rc), 4);
+    assert_int_equal(rc, STORE_IO);
+    assert_int_equal(chunk_log.chunks, 2); /* the third never ran */
+
+    memset(&chunk_log, 0, sizeof(chunk_log));
+    assert_int_equal(store_write_chunks(f->st, chunk_fn, items, sizeof(int), 0, 4, &rc), 0);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(chunk_log.chunks, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +267,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_background_advances_every_group, scratch_setup,
                                         scratch_teardown),
         cmocka_unit_test_setup_teardown(test_chain_stops_at_first_failure, scratch_setup,
+                                        scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_cut_in_order_and_stop_at_failure, scratch_setup,
                                         scratch_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
