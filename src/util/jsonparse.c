@@ -64,22 +64,6 @@ static int add(struct build *b, json_t *v)
     return ok;
 }
 
-/* Well-formed UTF-8 in jansson's sense (RFC 3629), ASCII at a glance. */
-static bool utf8_valid(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        if ((unsigned char)s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t l = utf8_sequence_len(s + i, n - i);
-        if (l == 0)
-            return false;
-        i += l;
-    }
-    return true;
-}
-
 static int on_null(void *ctx)
 {
     return add(ctx, json_null());

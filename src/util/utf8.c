@@ -38,6 +38,22 @@ size_t utf8_sequence_len(const char *s, size_t n)
     return len;
 }
 
+bool utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        /* ASCII, nearly all of most texts, without the call. */
+        if ((unsigned char)s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t l = utf8_sequence_len(s + i, n - i);
+        if (l == 0)
+            return false;
+        i += l;
+    }
+    return true;
+}
+
 void utf8_scrub(char *s)
 {
     size_t n = strlen(s);

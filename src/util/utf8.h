@@ -2,12 +2,17 @@
 #ifndef COLLIE_UTIL_UTF8_H
 #define COLLIE_UTIL_UTF8_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Length of the well-formed UTF-8 sequence at s[0, n) (RFC 3629: shortest
  * form, no surrogates, at most U+10FFFF), or 0 when s does not start with
  * one. n > 0. */
 size_t utf8_sequence_len(const char *s, size_t n);
+
+/* s[0, n) is well-formed UTF-8 throughout (as utf8_sequence_len judges;
+ * the RFC 3629 rules jansson applies too). */
+bool utf8_valid(const char *s, size_t n);
 
 /* Characters in s[0, n): well-formed sequences count one each, and so
  * does every byte that is not part of one. */

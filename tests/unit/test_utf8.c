@@ -93,6 +93,32 @@ static void test_scrubbed_text_is_valid_json(void **state)
 
 /* Characters, as limits in characters count them: a sequence is one, and
  * so is each stray byte. */
+/* utf8_valid agrees with jansson on whole texts: ASCII, good sequences
+ * anywhere, and one bad sequence spoiling an otherwise good text. */
+static void test_valid_whole_text(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "",
+        "plain ascii",
+        "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80",
+        "\xF4\x8F\xBF\xBF at the end",
+        "ok then \xC0\x80",       /* overlong */
+        "\xED\xA0\x80 surrogate", /* U+D800 */
+        "past \xF4\x90\x80\x80",  /* U+110000 */
+        "cut \xE2\x82",           /* truncated at the end */
+        "stray \x80 byte",
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        size_t n = strlen(texts[i]);
+        json_t *j = json_stringn(texts[i], n);
+        assert_int_equal(utf8_valid(texts[i], n), j != NULL);
+        json_decref(j);
+    }
+    assert_true(utf8_valid("a\0b", 3)); /* NUL is a character like any */
+    assert_false(utf8_valid("\xC3\xA9", 1));
+}
+
 static void test_chars(void **state)
 {
     (void)state;
@@ -115,6 +141,7 @@ int main(void)
         cmocka_unit_test(test_scrub_keeps_valid_text),
         cmocka_unit_test(test_scrub_replaces_each_bad_byte),
         cmocka_unit_test(test_scrubbed_text_is_valid_json),
+        cmocka_unit_test(test_valid_whole_text),
         cmocka_unit_test(test_chars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
