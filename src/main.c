@@ -380,9 +380,8 @@ static int cmd_serve(int argc, char **argv)
 
     /* Webhook secrets are sealed at rest with a server key: from the
      * environment, else a key file beside the database (made on first
-     * start). */
-    char key_file[sizeof(cfg.database) +
-                  512]; /* room beyond the path keeps gcc sure of no truncation */
+     * start). The room beyond the path keeps gcc sure of no truncation. */
+    char key_file[sizeof(cfg.database) + 512];
     const char *db_path = store_file_path(cfg.database);
     if (!db_path) { /* said first: the key would be the wrong complaint */
         fprintf(stderr, "collie: PostgreSQL is not supported by this build yet\n");

@@ -237,7 +237,7 @@ bool api_string_or_reply(struct http_request *rq, json_t *obj, const char *name,
     }
     size_t n = json_string_length(v);
     const char *s = json_string_value(v);
-    if (memchr(s, '\0', n)) {
+    if (jsonparse_string_has_nul(v)) {
         http_reply_error(rq, 422, "validation_error", name, "%s must not contain NUL characters",
                          name);
         return false;
